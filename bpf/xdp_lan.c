@@ -162,13 +162,6 @@ int xdp_lan(struct xdp_md *ctx)
 	if (r != XWAN_R_MAX)
 		return verdict(r, len, XDP_PASS);
 
-	__builtin_memcpy(pk.addr, pkt.key.daddr, 16);
-	dst = bpf_map_lookup_elem(&dest_prefixes, &pk);
-	if (!dst)
-		return verdict(XWAN_R_NO_ROUTE, len, XDP_PASS);
-	if (dst->kind == XWAN_DEST_LOCAL)
-		return verdict(XWAN_R_LOCAL, len, XDP_PASS);
-
 	gen = bpf_map_lookup_elem(&rule_gen, &zero);
 	if (!gen)
 		return verdict(XWAN_R_INTERNAL, len, XDP_PASS);
@@ -177,11 +170,15 @@ int xdp_lan(struct xdp_md *ctx)
 		d.flags |= XWAN_F_FRAGMENT;
 	if (pkt.ipv6)
 		d.flags |= XWAN_F_IPV6;
-	hash = flow_hash(&pkt.key);
 
+	/*
+	 * An established flow costs this one lookup, and a hit never writes
+	 * the entry (no cache line bouncing between CPUs; idle flows age out
+	 * of the LRU). Userspace deletes the flows of any prefix it changes
+	 * in dest_prefixes, so a cached flow is always to a remote site.
+	 */
 	fe = pkt.frag == XWAN_FRAG_LATER ? NULL : bpf_map_lookup_elem(&flows, &pkt.key);
 	if (fe && cached(fe, d.generation)) {
-		fe->last_seen_ns = bpf_ktime_get_coarse_ns();
 		d.rule_id = fe->rule_id;
 		d.path_id = fe->path_id;
 		d.site_id = fe->site_id;
@@ -191,10 +188,17 @@ int xdp_lan(struct xdp_md *ctx)
 			   fe->transport == XWAN_T_DROP ? XWAN_R_RULE_DROP :
 			   XWAN_R_REDIRECT;
 	} else {
+		__builtin_memcpy(pk.addr, pkt.key.daddr, 16);
+		dst = bpf_map_lookup_elem(&dest_prefixes, &pk);
+		if (!dst)
+			return verdict(XWAN_R_NO_ROUTE, len, XDP_PASS);
+		if (dst->kind == XWAN_DEST_LOCAL)
+			return verdict(XWAN_R_LOCAL, len, XDP_PASS);
 		__builtin_memcpy(pk.addr, pkt.key.saddr, 16);
 		src = bpf_map_lookup_elem(&dest_prefixes, &pk);
 		if (src && (src->kind == XWAN_DEST_LOCAL || src->kind == XWAN_DEST_MESH))
 			src_site = src->site_id;
+		hash = flow_hash(&pkt.key);
 		slot = d.generation & 1;
 		r = match_rules(slot, &pkt.key, src_site,
 				dst->kind == XWAN_DEST_MESH ? dst->site_id : 0);
@@ -207,7 +211,7 @@ int xdp_lan(struct xdp_md *ctx)
 			return verdict(XWAN_R_INTERNAL, len, XDP_PASS);
 		if (pkt.frag != XWAN_FRAG_LATER && d.reason != XWAN_R_NO_PATH) {
 			struct flow_entry e = {
-				.last_seen_ns = bpf_ktime_get_coarse_ns(),
+				.created_ns = bpf_ktime_get_coarse_ns(),
 				.generation = d.generation,
 				.rule_id = d.rule_id,
 				.path_id = d.path_id,

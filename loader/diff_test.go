@@ -19,6 +19,13 @@ import (
 // reference model holding the same state.
 func loadScenario(t testing.TB, d *Datapath, sc *policytest.Scenario) *policy.Model {
 	t.Helper()
+	return loadScenarioKeeping(t, d, sc, nil, nil)
+}
+
+// loadScenarioKeeping is loadScenario keeping the cached flows of the
+// previous scenario (prev) that its destination changes do not touch.
+func loadScenarioKeeping(t testing.TB, d *Datapath, sc, prevSc *policytest.Scenario, prev *policy.Model) *policy.Model {
+	t.Helper()
 	if err := d.SetDests(sc.Dests); err != nil {
 		t.Fatal(err)
 	}
@@ -52,6 +59,10 @@ func loadScenario(t testing.TB, d *Datapath, sc *policytest.Scenario) *policy.Mo
 	}
 	m := sc.Model()
 	m.Generation = gen
+	if prev != nil {
+		m.Flows = prev.Flows
+		m.InvalidateFlows(policy.DestChanges(prevSc.Dests, sc.Dests))
+	}
 	return m
 }
 
@@ -105,16 +116,19 @@ func TestDifferential(t *testing.T) {
 			if r.IntN(20) == 0 {
 				maxRules = 1500
 			}
+			prevSc := sc
 			sc = policytest.RandomScenario(r, maxRules)
-			flows := map[packet.Key]policy.FlowEntry{}
 			if keepFlows {
-				flows = model.Flows // the old generation's flows must be re-classified
-			} else if err := d.ClearFlows(); err != nil {
-				t.Fatal(err)
+				// The old generation's flows must be re-classified, and
+				// those of changed prefixes forgotten.
+				model = loadScenarioKeeping(t, d, sc, prevSc, model)
+			} else {
+				if err := d.ClearFlows(); err != nil {
+					t.Fatal(err)
+				}
+				model = loadScenario(t, d, sc)
+				recent = recent[:0]
 			}
-			model = loadScenario(t, d, sc)
-			model.Flows = flows
-			recent = recent[:0]
 		}
 		var frame []byte
 		if len(recent) > 0 && r.IntN(3) == 0 {

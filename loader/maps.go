@@ -35,17 +35,83 @@ func prefixKey(p netip.Prefix) xdplanPrefixKey {
 	return xdplanPrefixKey{Prefixlen: uint32(bits), Addr: a}
 }
 
-// SetDest maps a destination prefix to a site and kind.
+// SetDest maps a destination prefix to a site and kind, and deletes the
+// cached flows it may change (the LAN program trusts cached flows).
 func (d *Datapath) SetDest(p netip.Prefix, dest policy.Dest) error {
 	k := prefixKey(p)
 	v := DestInfo{SiteId: dest.Site, Kind: uint8(dest.Kind)}
-	return d.objs.DestPrefixes.Put(&k, &v)
+	if err := d.objs.DestPrefixes.Put(&k, &v); err != nil {
+		return err
+	}
+	return d.InvalidateFlows([]netip.Prefix{p})
 }
 
-// DeleteDest removes a destination prefix.
+// DeleteDest removes a destination prefix and the flows it may change.
 func (d *Datapath) DeleteDest(p netip.Prefix) error {
 	k := prefixKey(p)
-	return d.objs.DestPrefixes.Delete(&k)
+	if err := d.objs.DestPrefixes.Delete(&k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+		return err
+	}
+	return d.InvalidateFlows([]netip.Prefix{p})
+}
+
+// SetDests makes the destination prefixes equal to dests, touching only
+// what differs, and deletes the flows of the changed prefixes in one pass.
+func (d *Datapath) SetDests(dests map[netip.Prefix]policy.Dest) error {
+	old, err := d.Dests()
+	if err != nil {
+		return err
+	}
+	changed := policy.DestChanges(old, dests)
+	for _, p := range changed {
+		k := prefixKey(p)
+		if v, ok := dests[p]; ok {
+			di := DestInfo{SiteId: v.Site, Kind: uint8(v.Kind)}
+			err = d.objs.DestPrefixes.Put(&k, &di)
+		} else {
+			err = d.objs.DestPrefixes.Delete(&k)
+		}
+		if err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+			return err
+		}
+	}
+	return d.InvalidateFlows(changed)
+}
+
+// InvalidateFlows deletes every cached flow whose source or destination is
+// inside one of the prefixes; their next packet is classified afresh.
+func (d *Datapath) InvalidateFlows(prefixes []netip.Prefix) error {
+	if len(prefixes) == 0 {
+		return nil
+	}
+	var in policy.PrefixTable[bool]
+	for _, p := range prefixes {
+		in.Set(p, true)
+	}
+	var stale []FlowKey
+	var k FlowKey
+	var e FlowEntry
+	it := d.objs.Flows.Iterate()
+	for it.Next(&k, &e) {
+		_, src := in.Lookup(k.Saddr)
+		_, dst := in.Lookup(k.Daddr)
+		if src || dst {
+			stale = append(stale, k)
+		}
+	}
+	if err := it.Err(); err != nil {
+		return err
+	}
+	return d.deleteFlows(stale)
+}
+
+func (d *Datapath) deleteFlows(keys []FlowKey) error {
+	for _, k := range keys {
+		if err := d.objs.Flows.Delete(&k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+			return err
+		}
+	}
+	return nil
 }
 
 // Dests lists the destination prefixes.
@@ -148,22 +214,17 @@ func (d *Datapath) SetFlow(k FlowKey, e FlowEntry) error { return d.objs.Flows.P
 
 // ClearFlows empties the flow cache.
 func (d *Datapath) ClearFlows() error {
-	var k FlowKey
 	var keys []FlowKey
-	it := d.objs.Flows.Iterate()
+	var k FlowKey
 	var e FlowEntry
+	it := d.objs.Flows.Iterate()
 	for it.Next(&k, &e) {
 		keys = append(keys, k)
 	}
 	if err := it.Err(); err != nil {
 		return err
 	}
-	for _, k := range keys {
-		if err := d.objs.Flows.Delete(&k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
-			return err
-		}
-	}
-	return nil
+	return d.deleteFlows(keys)
 }
 
 // sumPerCPU reads the first n counters of a per-CPU array in one batch

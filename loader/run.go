@@ -45,3 +45,25 @@ func testRun(p *ebpf.Program, frame []byte) (verdict.Action, *verdict.Meta, erro
 	}
 	return verdict.Action(ret), &m, nil
 }
+
+// BaselineProgram loads the benchmark's baseline, an XDP program that only
+// returns XDP_PASS. The caller closes it.
+func BaselineProgram() (*ebpf.Program, error) {
+	var objs benchpassObjects
+	if err := loadBenchpassObjects(&objs, nil); err != nil {
+		return nil, err
+	}
+	return objs.XdpPass, nil
+}
+
+// FlowCount returns the number of entries in the flow cache.
+func (d *Datapath) FlowCount() (int, error) {
+	n := 0
+	var k FlowKey
+	var e FlowEntry
+	it := d.objs.Flows.Iterate()
+	for it.Next(&k, &e) {
+		n++
+	}
+	return n, it.Err()
+}

@@ -2,25 +2,9 @@ package loader
 
 import (
 	"errors"
-	"net/netip"
 
 	"github.com/cilium/ebpf"
-	"github.com/xwan-dev/xwan/userspace/policy"
 )
-
-// ClearDests removes every destination prefix.
-func (d *Datapath) ClearDests() error {
-	dests, err := d.Dests()
-	if err != nil {
-		return err
-	}
-	for p := range dests {
-		if err := d.DeleteDest(p); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
-			return err
-		}
-	}
-	return nil
-}
 
 // ClearSiteTables removes every site path table.
 func (d *Datapath) ClearSiteTables() error {
@@ -42,15 +26,3 @@ func (d *Datapath) ClearSiteTables() error {
 	return nil
 }
 
-// SetDests replaces the destination prefixes.
-func (d *Datapath) SetDests(dests map[netip.Prefix]policy.Dest) error {
-	if err := d.ClearDests(); err != nil {
-		return err
-	}
-	for p, v := range dests {
-		if err := d.SetDest(p, v); err != nil {
-			return err
-		}
-	}
-	return nil
-}

@@ -28,7 +28,7 @@ type xdplanDestInfo struct {
 
 type xdplanFlowEntry struct {
 	_          structs.HostLayout
-	LastSeenNs uint64
+	CreatedNs  uint64
 	Generation uint32
 	RuleId     uint16
 	PathId     uint16

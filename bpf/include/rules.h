@@ -66,7 +66,7 @@ __noinline int match_rules(__u32 slot, const struct flow_key *k,
 {
 	struct rule_bitmap *b0, *b1, *b2, *b3, *b4, *b5, *b6, *b7;
 	__u64 cand;
-	__u32 i;
+	__u32 w;
 
 	if (!k)
 		return -1;
@@ -85,15 +85,19 @@ __noinline int match_rules(__u32 slot, const struct flow_key *k,
 
 	cand = b0->summary & b1->summary & b2->summary & b3->summary &
 	       b4->summary & b5->summary & b6->summary & b7->summary;
-	for (i = 0; i < XWAN_BITMAP_WORDS && cand; i++) {
-		__u32 w = lowest_bit(cand) & (XWAN_BITMAP_WORDS - 1);
-		__u64 m = b0->words[w] & b1->words[w] & b2->words[w] &
-			  b3->words[w] & b4->words[w] & b5->words[w] &
-			  b6->words[w] & b7->words[w];
+	/* Walk the candidate words in order; shifting is cheaper than finding
+	 * the next set bit when most words are candidates. */
+	for (w = 0; w < XWAN_BITMAP_WORDS && cand; w++, cand >>= 1) {
+		__u64 m;
 
+		if (!(cand & 1))
+			continue;
+		m = b0->words[w] & b1->words[w] & b2->words[w] & b3->words[w];
+		if (!m)
+			continue;
+		m &= b4->words[w] & b5->words[w] & b6->words[w] & b7->words[w];
 		if (m)
 			return w * 64 + lowest_bit(m);
-		cand &= cand - 1;
 	}
 	return XWAN_RULE_DEFAULT;
 }

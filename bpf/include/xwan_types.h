@@ -168,7 +168,7 @@ struct flow_key {
 };
 
 struct flow_entry {
-	__u64 last_seen_ns;	/* bpf_ktime_get_coarse_ns */
+	__u64 created_ns;	/* bpf_ktime_get_coarse_ns when cached */
 	__u32 generation;
 	__u16 rule_id;
 	__u16 path_id;

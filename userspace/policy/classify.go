@@ -179,13 +179,6 @@ func (m *Model) Classify(frame []byte) Result {
 	if !ok {
 		return Result{Action: verdict.Pass, Reason: reason}
 	}
-	dst, ok := m.Dests.Lookup(p.Key.Dst)
-	if !ok {
-		return Result{Action: verdict.Pass, Reason: verdict.NoRoute}
-	}
-	if dst.Kind == DestLocal {
-		return Result{Action: verdict.Pass, Reason: verdict.Local}
-	}
 	meta := verdict.Meta{Generation: m.Generation}
 	if p.Frag != packet.NotFragment {
 		meta.Flags |= verdict.FlagFragment
@@ -193,7 +186,6 @@ func (m *Model) Classify(frame []byte) Result {
 	if p.IPv6 {
 		meta.Flags |= verdict.FlagIPv6
 	}
-	hash := p.Key.Hash()
 
 	fe, hit := m.Flows[p.Key]
 	if p.Frag == packet.LaterFragment {
@@ -208,6 +200,15 @@ func (m *Model) Classify(frame []byte) Result {
 		}
 		return m.finish(meta, fe.Transport, verdict.Redirect)
 	}
+
+	dst, ok := m.Dests.Lookup(p.Key.Dst)
+	if !ok {
+		return Result{Action: verdict.Pass, Reason: verdict.NoRoute}
+	}
+	if dst.Kind == DestLocal {
+		return Result{Action: verdict.Pass, Reason: verdict.Local}
+	}
+	hash := p.Key.Hash()
 
 	var srcSite, dstSite uint16
 	if src, ok := m.Dests.Lookup(p.Key.Src); ok && (src.Kind == DestLocal || src.Kind == DestMesh) {
@@ -269,5 +270,49 @@ func (m *Model) finish(meta verdict.Meta, t Transport, res verdict.Reason) Resul
 	return Result{Action: verdict.RedirectAction, Reason: verdict.Redirect, Meta: &meta}
 }
 
-// SetDest is a convenience for tests and the daemon.
-func (m *Model) SetDest(p netip.Prefix, d Dest) { m.Dests.Set(p, d) }
+// SetDest maps a destination prefix and, as the kernel's loader does,
+// forgets the cached flows it may change.
+func (m *Model) SetDest(p netip.Prefix, d Dest) {
+	m.Dests.Set(p, d)
+	m.InvalidateFlows([]netip.Prefix{p})
+}
+
+// DeleteDest removes a destination prefix and the flows it may change.
+func (m *Model) DeleteDest(p netip.Prefix) {
+	m.Dests.Delete(p)
+	m.InvalidateFlows([]netip.Prefix{p})
+}
+
+// InvalidateFlows forgets every cached flow whose source or destination is
+// inside one of the prefixes: a change of those prefixes may change the
+// flow's sites, and so its rule and path.
+func (m *Model) InvalidateFlows(prefixes []netip.Prefix) {
+	var in PrefixTable[bool]
+	for _, p := range prefixes {
+		in.Set(p, true)
+	}
+	for k := range m.Flows {
+		if _, ok := in.Lookup(k.Src); ok {
+			delete(m.Flows, k)
+		} else if _, ok := in.Lookup(k.Dst); ok {
+			delete(m.Flows, k)
+		}
+	}
+}
+
+// DestChanges lists the prefixes whose entry differs between two
+// destination tables: removed, added or changed.
+func DestChanges(old, new map[netip.Prefix]Dest) []netip.Prefix {
+	var out []netip.Prefix
+	for p, d := range old {
+		if nd, ok := new[p]; !ok || nd != d {
+			out = append(out, p)
+		}
+	}
+	for p := range new {
+		if _, ok := old[p]; !ok {
+			out = append(out, p)
+		}
+	}
+	return out
+}

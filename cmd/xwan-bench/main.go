@@ -1,0 +1,28 @@
+// Command xwan-bench measures xwan's data path and prints one line per
+// case in a fixed, greppable form (see docs/bench.md).
+//
+//	xwan-bench classifier    kernel classifier, BPF_PROG_TEST_RUN
+package main
+
+import (
+	"fmt"
+	"os"
+)
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprintln(os.Stderr, "usage: xwan-bench classifier")
+		os.Exit(2)
+	}
+	var err error
+	switch os.Args[1] {
+	case "classifier":
+		err = benchClassifier(os.Stdout)
+	default:
+		err = fmt.Errorf("unknown benchmark %q", os.Args[1])
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "xwan-bench:", err)
+		os.Exit(1)
+	}
+}
