@@ -25,4 +25,3 @@ func (d *Datapath) ClearSiteTables() error {
 	}
 	return nil
 }
-

@@ -127,7 +127,7 @@ func Link(t testing.TB, a *Netns, ifA, addrA string, b *Netns, ifB, addrB string
 		}
 	}
 	for _, side := range []struct {
-		ns         *Netns
+		ns        *Netns
 		ifc, addr string
 	}{{a, ifA, addrA}, {b, ifB, addrB}} {
 		if side.addr != "" {

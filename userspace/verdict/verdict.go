@@ -14,15 +14,15 @@ import (
 type Reason uint8
 
 const (
-	Redirect   Reason = iota // to the AF_XDP socket of the RX queue
-	NoXSK                    // pass: tunnel decision, but no socket on the queue
-	NotIP                    // pass
-	NoRoute                  // pass: no known remote destination
-	Local                    // pass: the destination is this site
-	Direct                   // pass: the rule says direct
-	RuleDrop                 // drop: the rule says drop
-	NoPath                   // drop: no usable path and no secondary transport
-	TruncEth                 // malformed frames (passed untouched) from here on
+	Redirect Reason = iota // to the AF_XDP socket of the RX queue
+	NoXSK                  // pass: tunnel decision, but no socket on the queue
+	NotIP                  // pass
+	NoRoute                // pass: no known remote destination
+	Local                  // pass: the destination is this site
+	Direct                 // pass: the rule says direct
+	RuleDrop               // drop: the rule says drop
+	NoPath                 // drop: no usable path and no secondary transport
+	TruncEth               // malformed frames (passed untouched) from here on
 	TruncVLAN
 	VLANDepth
 	TruncIPv4
