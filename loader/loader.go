@@ -23,9 +23,12 @@ import (
 // DefaultPinRoot is where xwand pins everything.
 const DefaultPinRoot = "/sys/fs/bpf/xwan"
 
+// Pin names of the two programs and of their XDP links.
 const (
-	progPin       = "prog_xdp_lan"
-	linkPinPrefix = "link_xdp_lan_"
+	progPin          = "prog_xdp_lan"
+	linkPinPrefix    = "link_xdp_lan_"
+	wanProgPin       = "prog_xdp_wan"
+	wanLinkPinPrefix = "link_xdp_wan_"
 )
 
 // Options configure Open.
@@ -37,11 +40,13 @@ type Options struct {
 	FlowTableSize uint32
 }
 
-// Datapath is the loaded LAN data path: its program and maps.
+// Datapath is the loaded data path: the LAN program (classifier) and the
+// WAN program (tunnel port guard), and their maps.
 type Datapath struct {
 	pinRoot string
 	objs    xdplanObjects
-	// Adopted is true when the running program was found pinned and kept.
+	wan     xdpwanObjects
+	// Adopted is true when the running LAN program was found pinned and kept.
 	Adopted bool
 }
 
@@ -68,71 +73,88 @@ func Open(opts Options) (*Datapath, error) {
 		spec.Maps["flows"].MaxEntries = opts.FlowTableSize
 	}
 	d := &Datapath{pinRoot: root}
-	err = spec.LoadAndAssign(&d.objs, &ebpf.CollectionOptions{
-		Maps: ebpf.MapOptions{PinPath: root},
-	})
-	if err != nil {
-		var ve *ebpf.VerifierError
-		if errors.As(err, &ve) {
-			return nil, fmt.Errorf("loading xdp_lan: %+v", ve)
-		}
-		return nil, fmt.Errorf("loading xdp_lan (a pinned map from an incompatible version? `xwanctl cleanup` removes them): %w", err)
+	opts2 := &ebpf.CollectionOptions{Maps: ebpf.MapOptions{PinPath: root}}
+	if err := spec.LoadAndAssign(&d.objs, opts2); err != nil {
+		return nil, loadError("xdp_lan", err)
 	}
-	if err := d.adoptProgram(); err != nil {
+	wanSpec, err := loadXdpwan()
+	if err != nil {
 		d.objs.Close()
+		return nil, fmt.Errorf("reading embedded BPF object: %w", err)
+	}
+	if err := wanSpec.LoadAndAssign(&d.wan, opts2); err != nil {
+		d.objs.Close()
+		return nil, loadError("xdp_wan", err)
+	}
+	adopted, err := d.adoptProgram(&d.objs.XdpLan, progPin, linkPinPrefix)
+	if err == nil {
+		d.Adopted = adopted
+		_, err = d.adoptProgram(&d.wan.XdpWan, wanProgPin, wanLinkPinPrefix)
+	}
+	if err != nil {
+		d.Close()
 		return nil, err
 	}
 	return d, nil
 }
 
-func (d *Datapath) adoptProgram() error {
-	path := filepath.Join(d.pinRoot, progPin)
+func loadError(what string, err error) error {
+	var ve *ebpf.VerifierError
+	if errors.As(err, &ve) {
+		return fmt.Errorf("loading %s: %+v", what, ve)
+	}
+	return fmt.Errorf("loading %s (a pinned map from an incompatible version? `xwanctl cleanup` removes them): %w", what, err)
+}
+
+// adoptProgram keeps a pinned program with the same tag as *prog (the same
+// instructions), or replaces it with *prog in every pinned link.
+func (d *Datapath) adoptProgram(prog **ebpf.Program, pin, linkPrefix string) (bool, error) {
+	path := filepath.Join(d.pinRoot, pin)
 	old, err := ebpf.LoadPinnedProgram(path, nil)
 	if errors.Is(err, fs.ErrNotExist) {
-		return d.objs.XdpLan.Pin(path)
+		return false, (*prog).Pin(path)
 	}
 	if err != nil {
-		return fmt.Errorf("pinned program %s: %w", path, err)
+		return false, fmt.Errorf("pinned program %s: %w", path, err)
 	}
 	oldInfo, err1 := old.Info()
-	newInfo, err2 := d.objs.XdpLan.Info()
+	newInfo, err2 := (*prog).Info()
 	if err1 == nil && err2 == nil && oldInfo.Tag == newInfo.Tag {
-		d.objs.XdpLan.Close()
-		d.objs.XdpLan = old
-		d.Adopted = true
-		return nil
+		(*prog).Close()
+		*prog = old
+		return true, nil
 	}
 	// An upgrade: move every pinned link to the new program, then the pin.
 	old.Close()
-	links, err := d.pinnedLinks()
+	links, err := d.pinnedLinks(linkPrefix)
 	if err != nil {
-		return err
+		return false, err
 	}
 	for _, name := range links {
 		l, err := link.LoadPinnedLink(filepath.Join(d.pinRoot, name), nil)
 		if err != nil {
-			return fmt.Errorf("pinned link %s: %w", name, err)
+			return false, fmt.Errorf("pinned link %s: %w", name, err)
 		}
-		err = l.Update(d.objs.XdpLan)
+		err = l.Update(*prog)
 		l.Close()
 		if err != nil {
-			return fmt.Errorf("upgrading program of %s: %w", name, err)
+			return false, fmt.Errorf("upgrading program of %s: %w", name, err)
 		}
 	}
 	if err := os.Remove(path); err != nil {
-		return err
+		return false, err
 	}
-	return d.objs.XdpLan.Pin(path)
+	return false, (*prog).Pin(path)
 }
 
-func (d *Datapath) pinnedLinks() ([]string, error) {
+func (d *Datapath) pinnedLinks(prefix string) ([]string, error) {
 	entries, err := os.ReadDir(d.pinRoot)
 	if err != nil {
 		return nil, err
 	}
 	var out []string
 	for _, e := range entries {
-		if strings.HasPrefix(e.Name(), linkPinPrefix) {
+		if strings.HasPrefix(e.Name(), prefix) {
 			out = append(out, e.Name())
 		}
 	}
@@ -154,14 +176,23 @@ const (
 	ModeAdopted AttachMode = "adopted" // a pinned link from an earlier run
 )
 
-// Attach attaches the LAN program to the interface and pins the link, or
+// Attach attaches the LAN program to a LAN interface and pins the link, or
 // adopts the link already pinned for it. It returns the mode in use.
 func (d *Datapath) Attach(ifname string) (AttachMode, error) {
+	return d.attach(d.objs.XdpLan, linkPinPrefix, ifname)
+}
+
+// AttachWAN attaches the WAN program (the tunnel port guard) to a WAN link.
+func (d *Datapath) AttachWAN(ifname string) (AttachMode, error) {
+	return d.attach(d.wan.XdpWan, wanLinkPinPrefix, ifname)
+}
+
+func (d *Datapath) attach(prog *ebpf.Program, prefix, ifname string) (AttachMode, error) {
 	ifc, err := net.InterfaceByName(ifname)
 	if err != nil {
 		return "", err
 	}
-	path := filepath.Join(d.pinRoot, linkPinPrefix+ifname)
+	path := filepath.Join(d.pinRoot, prefix+ifname)
 	if l, err := link.LoadPinnedLink(path, nil); err == nil {
 		defer l.Close()
 		info, err := l.Info()
@@ -176,10 +207,10 @@ func (d *Datapath) Attach(ifname string) (AttachMode, error) {
 			return "", err
 		}
 	}
-	l, err := link.AttachXDP(link.XDPOptions{Program: d.objs.XdpLan, Interface: ifc.Index, Flags: link.XDPDriverMode})
+	l, err := link.AttachXDP(link.XDPOptions{Program: prog, Interface: ifc.Index, Flags: link.XDPDriverMode})
 	mode := ModeNative
 	if err != nil {
-		l, err = link.AttachXDP(link.XDPOptions{Program: d.objs.XdpLan, Interface: ifc.Index, Flags: link.XDPGenericMode})
+		l, err = link.AttachXDP(link.XDPOptions{Program: prog, Interface: ifc.Index, Flags: link.XDPGenericMode})
 		mode = ModeGeneric
 		if err != nil {
 			return "", fmt.Errorf("attaching XDP to %s: %w", ifname, err)
@@ -192,20 +223,27 @@ func (d *Datapath) Attach(ifname string) (AttachMode, error) {
 	return mode, nil
 }
 
-// Detach removes the LAN program from the interface and its pin.
+// Detach removes xwan's programs from the interface and their pins.
 func (d *Datapath) Detach(ifname string) error {
-	path := filepath.Join(d.pinRoot, linkPinPrefix+ifname)
-	l, err := link.LoadPinnedLink(path, nil)
-	if err != nil {
-		return fmt.Errorf("no pinned XDP link for %s: %w", ifname, err)
+	var errs []error
+	found := false
+	for _, prefix := range []string{linkPinPrefix, wanLinkPinPrefix} {
+		l, err := link.LoadPinnedLink(filepath.Join(d.pinRoot, prefix+ifname), nil)
+		if err != nil {
+			continue
+		}
+		found = true
+		errs = append(errs, l.Unpin(), l.Close())
 	}
-	defer l.Close()
-	return l.Unpin()
+	if !found {
+		return fmt.Errorf("no pinned XDP link for %s", ifname)
+	}
+	return errors.Join(errs...)
 }
 
 // Close releases this process's handles. Pinned maps, programs and links
 // stay in the kernel: XDP keeps running until Cleanup or Detach.
-func (d *Datapath) Close() error { return d.objs.Close() }
+func (d *Datapath) Close() error { return errors.Join(d.objs.Close(), d.wan.Close()) }
 
 // Cleanup removes everything xwan pinned under the pin root (detaching its
 // XDP links) and nothing else, then the pin root if it is empty.
@@ -213,14 +251,16 @@ func Cleanup(pinRoot string) error {
 	if pinRoot == "" {
 		pinRoot = DefaultPinRoot
 	}
-	spec, err := loadXdplan()
-	if err != nil {
-		return err
-	}
-	names := []string{progPin}
-	for name, m := range spec.Maps {
-		if m.Pinning == ebpf.PinByName {
-			names = append(names, name)
+	names := []string{progPin, wanProgPin}
+	for _, load := range []func() (*ebpf.CollectionSpec, error){loadXdplan, loadXdpwan} {
+		spec, err := load()
+		if err != nil {
+			return err
+		}
+		for name, m := range spec.Maps {
+			if m.Pinning == ebpf.PinByName {
+				names = append(names, name)
+			}
 		}
 	}
 	entries, err := os.ReadDir(pinRoot)
@@ -231,7 +271,7 @@ func Cleanup(pinRoot string) error {
 		return err
 	}
 	for _, e := range entries {
-		if strings.HasPrefix(e.Name(), linkPinPrefix) {
+		if strings.HasPrefix(e.Name(), linkPinPrefix) || strings.HasPrefix(e.Name(), wanLinkPinPrefix) {
 			names = append(names, e.Name())
 		}
 	}

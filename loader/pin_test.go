@@ -172,6 +172,12 @@ func TestBpftoolDump(t *testing.T) {
 	if err := d.SetSiteTable(3, 0, slots); err != nil {
 		t.Fatal(err)
 	}
+	if err := d.SetTunnelPort(4754); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.AllowPeer(netip.MustParseAddrPort("198.18.103.2:0"), 3); err != nil {
+		t.Fatal(err)
+	}
 	// One packet fills flows and the counters.
 	frame := dumpFrame()
 	if _, _, err := d.TestRun(frame); err != nil {
@@ -190,6 +196,9 @@ func TestBpftoolDump(t *testing.T) {
 		"stats_reasons":   {`"packets"`, `"bytes"`, `"cpu"`},
 		"stats_rules":     {`"packets"`, `"bytes"`},
 		"stats_paths":     {`"packets"`, `"bytes"`},
+		"wan_config":      {`"tunnel_port"`},
+		"peer_allow":      {`"addr"`, `"port"`, `"site_id"`},
+		"stats_wan":       {`"packets"`, `"bytes"`},
 	}
 	for name, fields := range want {
 		out, err := exec.Command(bpftool, "map", "dump", "pinned", filepath.Join(d.PinRoot(), name)).CombinedOutput()

@@ -3,7 +3,9 @@
 #ifndef XWAN_STATS_H
 #define XWAN_STATS_H
 
-#include "xwan_maps.h"
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+#include "xwan_types.h"
 
 static __always_inline void count(void *map, __u32 idx, __u32 bytes)
 {

@@ -183,4 +183,29 @@ struct counter {
 	__u64 bytes;
 };
 
+/* WAN side: who may reach the tunnel port. */
+enum xwan_wan_reason {
+	XWAN_WAN_PEER = 0,	/* pass: tunnel traffic from a known peer */
+	XWAN_WAN_UNKNOWN_PEER,	/* drop: tunnel port, unknown source */
+	XWAN_WAN_OTHER,		/* pass: not for the tunnel port */
+	XWAN_WAN_FRAGMENT,	/* pass: a later fragment, no port to check */
+	XWAN_WAN_R_MAX,
+};
+
+struct wan_settings {
+	__u16 tunnel_port;	/* host byte order; 0 = filter nothing */
+	__u16 pad;
+};
+
+struct peer_key {
+	__u8 addr[16];		/* IPv4-mapped for IPv4 */
+	__u16 port;		/* 0: any source port */
+	__u16 pad;
+};
+
+struct peer_info {
+	__u16 site_id;
+	__u16 pad;
+};
+
 #endif /* XWAN_TYPES_H */
