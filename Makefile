@@ -2,7 +2,7 @@
 
 GO        ?= go
 DEB_PKGS  := clang llvm libbpf-dev linux-libc-dev bpftool iproute2 iputils-ping \
-             iperf3 tcpdump openssl bird2
+             iperf3 tcpdump openssl bird2 util-linux ethtool
 BPF_SRC   := $(wildcard bpf/*.c)
 BPF_HDRS  := $(wildcard bpf/include/*.h)
 ARCH_INC  := /usr/include/$(shell uname -m)-linux-gnu
@@ -44,8 +44,8 @@ test: deps lint
 bench-classifier: deps
 	$(GO) run ./cmd/xwan-bench classifier
 
-demo: deps
-	@echo "not yet: see the mesh tunnels issue (the lab comes with it)"
+demo: deps build
+	bin/xwan-lab demo
 
 clean:
 	rm -rf bin

@@ -179,6 +179,15 @@ func (m *Model) Classify(frame []byte) Result {
 	if !ok {
 		return Result{Action: verdict.Pass, Reason: reason}
 	}
+	return m.classify(p, true)
+}
+
+// Decide classifies a parsed packet without the flow cache: the decision a
+// new flow gets. xwand uses it for packets the gateway sends itself (read
+// from the tunnel device), where the table's hash keeps a flow on its path.
+func (m *Model) Decide(p packet.Packet) Result { return m.classify(p, false) }
+
+func (m *Model) classify(p packet.Packet, useCache bool) Result {
 	meta := verdict.Meta{Generation: m.Generation}
 	if p.Frag != packet.NotFragment {
 		meta.Flags |= verdict.FlagFragment
@@ -188,7 +197,7 @@ func (m *Model) Classify(frame []byte) Result {
 	}
 
 	fe, hit := m.Flows[p.Key]
-	if p.Frag == packet.LaterFragment {
+	if p.Frag == packet.LaterFragment || !useCache {
 		hit = false
 	}
 	if hit && fe.Generation == m.Generation && (!fe.Transport.Tunnel() || m.pathUp(fe.PathID)) {
@@ -246,7 +255,7 @@ func (m *Model) Classify(frame []byte) Result {
 		}
 	}
 	meta.Transport = uint8(t)
-	if p.Frag != packet.LaterFragment && res != verdict.NoPath {
+	if useCache && p.Frag != packet.LaterFragment && res != verdict.NoPath {
 		m.Flows[p.Key] = FlowEntry{
 			Generation: m.Generation, RuleID: meta.RuleID, PathID: meta.PathID,
 			SiteID: meta.SiteID, Transport: t, Secondary: meta.Flags&verdict.FlagSecondary != 0,
