@@ -35,3 +35,22 @@ func TestBenchClassifierOutput(t *testing.T) {
 		}
 	}
 }
+
+// TestBenchTunnelOutput runs the tunnel benchmark briefly (1 s, 1 stream)
+// and checks it measured all three paths and printed the documented line.
+func TestBenchTunnelOutput(t *testing.T) {
+	testenv.RequireRoot(t)
+	var out bytes.Buffer
+	if err := (tunnelBench{seconds: 1, streams: []int{1}}).run(&out); err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`^tunnel streams=1 xwan_gbps=([0-9.]+) wireguard_go_gbps=([0-9.]+) plain_gbps=([0-9.]+)\n$`).FindStringSubmatch(out.String())
+	if m == nil {
+		t.Fatalf("output %q", out.String())
+	}
+	for _, v := range m[1:] {
+		if f, _ := strconv.ParseFloat(v, 64); f <= 0 {
+			t.Fatalf("a path measured nothing: %q", out.String())
+		}
+	}
+}

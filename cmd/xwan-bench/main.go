@@ -2,6 +2,7 @@
 // case in a fixed, greppable form (see docs/bench.md).
 //
 //	xwan-bench classifier    kernel classifier, BPF_PROG_TEST_RUN
+//	xwan-bench tunnel        iperf3 through xwan, wireguard-go and the plain path, in the lab
 package main
 
 import (
@@ -11,13 +12,15 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: xwan-bench classifier")
+		fmt.Fprintln(os.Stderr, "usage: xwan-bench classifier|tunnel")
 		os.Exit(2)
 	}
 	var err error
 	switch os.Args[1] {
 	case "classifier":
 		err = benchClassifier(os.Stdout)
+	case "tunnel":
+		err = tunnelBench{seconds: 10, streams: []int{1, 4}}.run(os.Stdout)
 	default:
 		err = fmt.Errorf("unknown benchmark %q", os.Args[1])
 	}

@@ -120,8 +120,10 @@ func demo(opts lab.Options) error {
 	run("nsenter", "--net=/run/netns/"+a.Host, "--", "ping", "-c", "3", "-i", "0.2", b.HostAddr.String())
 	srv := exec.Command("nsenter", "--net=/run/netns/"+b.Host, "--", "iperf3", "-s", "-1")
 	if err := srv.Start(); err == nil {
-		time.Sleep(300 * time.Millisecond) // iperf3 has no readiness signal; the client retries below
-		run("nsenter", "--net=/run/netns/"+a.Host, "--", "iperf3", "-c", b.HostAddr.String(), "-t", "3", "--connect-timeout", "3000")
+		if err := lab.WaitListening(b.Host, 5201, 10*time.Second); err != nil {
+			return err
+		}
+		run("nsenter", "--net=/run/netns/"+a.Host, "--", "iperf3", "-c", b.HostAddr.String(), "-t", "3")
 		_ = srv.Process.Kill()
 		_ = srv.Wait()
 	}

@@ -98,6 +98,11 @@ func New(cfg *config.Config, opts Options) (g *Gateway, err error) {
 			g.Close()
 		}
 	}()
+	if len(cfg.LAN.Interfaces) != 1 {
+		// The LAN program's XSKMAP is keyed by RX queue alone, so two LAN
+		// interfaces would share sockets.
+		return nil, fmt.Errorf("%s: lan.interfaces: xwand supports exactly one LAN interface for now (use VLAN sub-interfaces on one trunk), got %d", cfg.File, len(cfg.LAN.Interfaces))
+	}
 	if err := g.loadIdentity(); err != nil {
 		return nil, err
 	}

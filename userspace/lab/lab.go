@@ -35,6 +35,7 @@ type Options struct {
 	Xwand     string        // the xwand binary (default: next to this executable, then $PATH)
 	Keepalive time.Duration // tunnel keepalive (default 1s: a killed peer is noticed in 3s)
 	Sites     []string      // default a, b
+	NoDaemons bool          // build the topology and configs but start no xwand (StartAll does)
 }
 
 // Link is one WAN link of a site.
@@ -155,12 +156,30 @@ func Up(opts Options) (_ *Lab, err error) {
 			return nil, err
 		}
 	}
-	for _, s := range l.Sites {
-		if err := l.Start(s); err != nil {
+	if !opts.NoDaemons {
+		if err := l.StartAll(); err != nil {
 			return nil, err
 		}
 	}
 	return l, nil
+}
+
+// StartAll starts xwand in every site.
+func (l *Lab) StartAll() error {
+	for _, s := range l.Sites {
+		if err := l.Start(s); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// In runs a command inside one of the lab's namespaces.
+func (l *Lab) In(ns string, argv ...string) (string, error) { return in(ns, argv...) }
+
+// Command returns a command that runs inside one of the lab's namespaces.
+func (l *Lab) Command(ctx context.Context, ns string, argv ...string) *exec.Cmd {
+	return nsCommand(ctx, ns, argv...)
 }
 
 func (l *Lab) addSite(i int, name string) (*Site, error) {

@@ -190,20 +190,6 @@ func ping(t *testing.T, from *Site, to netip.Addr, args ...string) string {
 	return out
 }
 
-// waitListening waits until something listens on TCP port in ns.
-func waitListening(t *testing.T, ns string, port int) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		out, _ := in(ns, "ss", "-Hltn", fmt.Sprintf("sport = :%d", port))
-		if strings.TrimSpace(out) != "" {
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("nothing listens on port %d in %s", port, ns)
-}
-
 func TestLab(t *testing.T) {
 	l := startLab(t)
 	a, b := l.Site("a"), l.Site("b")
@@ -246,7 +232,9 @@ func TestLab(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer func() { _ = srv.Process.Kill(); _ = srv.Wait() }()
-		waitListening(t, b.Host, 5201)
+		if err := WaitListening(b.Host, 5201, 10*time.Second); err != nil {
+			t.Fatal(err)
+		}
 		out, err := in(a.Host, "iperf3", "-c", b.HostAddr.String(), "-t", "2", "-J")
 		if err != nil {
 			t.Fatal(err)

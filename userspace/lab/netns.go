@@ -92,3 +92,19 @@ func deleteNamespace(ns string) {
 	}
 	_, _ = sh("ip", "netns", "del", ns)
 }
+
+// WaitListening waits until something listens on a TCP port in a
+// namespace (iperf3 servers, for instance, say nothing when ready).
+func WaitListening(ns string, port int, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		out, _ := in(ns, "ss", "-Hltn", fmt.Sprintf("sport = :%d", port))
+		if strings.TrimSpace(out) != "" {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("nothing listens on port %d in %s after %s", port, ns, timeout)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
