@@ -155,7 +155,7 @@ static __always_inline int parse_frame(struct xdp_md *ctx, struct packet *pkt)
 	pkt->key.proto = l4proto;
 	if (pkt->frag == XWAN_FRAG_LATER)
 		return XWAN_R_MAX;
-	if (l4_off > XWAN_MAX_L4_OFF)
+	if (l4_off > XWAN_MAX_L4_OFF || data + l4_off > data_end)
 		return XWAN_R_TRUNC_L4;
 
 	if (l4proto == IPPROTO_TCP || l4proto == IPPROTO_UDP) {

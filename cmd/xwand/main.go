@@ -5,6 +5,11 @@
 //	xwand -cleanup [-pin-root DIR]       remove what xwan pinned in bpffs (detaches XDP)
 //
 // Events are written to standard output as JSON lines.
+
+// Go opens listening sockets as MPTCP by default, and MPTCP sockets refuse
+// TCP MD5 keys: BGP neighbours with a password need plain TCP.
+//
+//go:debug multipathtcp=0
 package main
 
 import (

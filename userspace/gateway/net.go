@@ -17,7 +17,7 @@ var errNotExist = ebpf.ErrKeyNotExist
 
 // RouteProtocol marks the kernel routes xwand installs (remote site
 // prefixes to the tunnel device), so they can be told from others.
-const RouteProtocol netlink.RouteProtocol = 0xb0
+const RouteProtocol netlink.RouteProtocol = 0xb1
 
 // firstAddr returns an interface's first global address, IPv4 first.
 func firstAddr(ifname string) (netip.Addr, error) {
