@@ -2,7 +2,9 @@ package testenv
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"os"
 	"os/exec"
 	"runtime"
 	"strings"
@@ -135,4 +137,56 @@ func Link(t testing.TB, a *Netns, ifA, addrA string, b *Netns, ifB, addrB string
 		}
 		side.ns.MustRun(t, "ip", "link", "set", side.ifc, "up")
 	}
+}
+
+// InOwnNetns makes a test binary run inside a network namespace of its
+// own, so tests that talk over a loopback interface never touch the
+// host's: as root, the first call re-executes the binary under `nsenter
+// --net` in a fresh namespace whose loopback also carries addrs (e.g.
+// 169.254.x.y/32), waits for it and returns its exit code with ok false;
+// inside that namespace (or when not root, where such tests skip or fail
+// by testenv's rules) it returns ok true and the caller runs m.Run().
+//
+//	func TestMain(m *testing.M) {
+//		if code, ok := testenv.InOwnNetns(m, "169.254.250.1/32"); !ok {
+//			os.Exit(code)
+//		}
+//		os.Exit(m.Run())
+//	}
+func InOwnNetns(m *testing.M, addrs ...string) (code int, ok bool) {
+	const env = "XWAN_TEST_OWN_NETNS"
+	if os.Getenv(env) != "" || os.Geteuid() != 0 {
+		return 0, true
+	}
+	name := UniqueName("xwt")
+	fail := func(err error) (int, bool) {
+		fmt.Fprintln(os.Stderr, "testenv:", err)
+		return 1, false
+	}
+	if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
+		return fail(fmt.Errorf("ip netns add: %v: %s", err, out))
+	}
+	n := &Netns{Name: name}
+	defer n.Delete()
+	setup := [][]string{{"ip", "link", "set", "lo", "up"}}
+	for _, a := range addrs {
+		setup = append(setup, []string{"ip", "addr", "add", a, "dev", "lo"})
+	}
+	for _, c := range setup {
+		if out, err := n.Run(c...); err != nil {
+			return fail(fmt.Errorf("%v: %s", err, out))
+		}
+	}
+	cmd := n.Command(context.Background(), append([]string{os.Args[0]}, os.Args[1:]...)...)
+	cmd.Env = append(os.Environ(), env+"="+name)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	err := cmd.Run()
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+		return 0, false
+	case errors.As(err, &ee):
+		return ee.ExitCode(), false
+	}
+	return fail(err)
 }
