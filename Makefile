@@ -2,7 +2,7 @@
 
 GO        ?= go
 DEB_PKGS  := clang llvm libbpf-dev linux-libc-dev bpftool iproute2 iputils-ping \
-             iperf3 tcpdump openssl bird2 util-linux ethtool
+             iperf3 tcpdump openssl bird2 util-linux ethtool prometheus
 BPF_SRC   := $(wildcard bpf/*.c)
 BPF_HDRS  := $(wildcard bpf/include/*.h)
 ARCH_INC  := /usr/include/$(shell uname -m)-linux-gnu

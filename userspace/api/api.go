@@ -7,9 +7,11 @@
 //	GET /v1/flows             []Flow
 //	GET /v1/events            []events.Event (the kept history)
 //	GET /v1/events?follow=1   history, then new events as they happen (JSON lines)
+//	GET /metrics              Prometheus metrics (also served on metrics.address)
 package api
 
 import (
+	"net/http"
 	"time"
 
 	"github.com/xwan-dev/xwan/userspace/events"
@@ -86,4 +88,5 @@ type Provider interface {
 	Paths() ([]Path, error)
 	Flows() ([]Flow, error)
 	Events() *events.Bus
+	MetricsHandler() http.Handler
 }

@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"net/http"
 	"os"
 	"path/filepath"
 	"testing"
@@ -16,6 +17,9 @@ func (f fake) Status() (Status, error) { return Status{Site: "a", PathsUp: 2}, n
 func (f fake) Paths() ([]Path, error)  { return []Path{{ID: 1, Site: "b", State: "up"}}, nil }
 func (f fake) Flows() ([]Flow, error)  { return nil, nil }
 func (f fake) Events() *events.Bus     { return f.bus }
+func (f fake) MetricsHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("xwan_test 1\n")) })
+}
 
 func TestServerClient(t *testing.T) {
 	sock := filepath.Join(t.TempDir(), "run", "x.sock")
@@ -36,6 +40,9 @@ func TestServerClient(t *testing.T) {
 	st, err := c.Status()
 	if err != nil || st.Site != "a" || st.PathsUp != 2 {
 		t.Fatalf("status %+v %v", st, err)
+	}
+	if m, err := c.Metrics(); err != nil || m != "xwan_test 1\n" {
+		t.Fatalf("metrics %q %v", m, err)
 	}
 	p, err := c.Paths()
 	if err != nil || len(p) != 1 || p[0].Site != "b" {

@@ -112,3 +112,26 @@ func (c *Client) Follow(ctx context.Context, fn func(events.Event) bool) error {
 	}
 	return sc.Err()
 }
+
+// Metrics fetches the Prometheus text exposition.
+func (c *Client) Metrics() (string, error) {
+	ctx, cancel := withTimeout()
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://xwand/metrics", nil)
+	if err != nil {
+		return "", err
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return "", fmt.Errorf("is xwand running? %w", err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return "", err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("xwand: %s: %s", resp.Status, b)
+	}
+	return string(b), nil
+}

@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"net/netip"
 	"sort"
 	"sync"
@@ -70,6 +71,10 @@ type Gateway struct {
 	closeOnce sync.Once
 
 	counters counters
+
+	metricsOnce    sync.Once
+	metricsHandler http.Handler
+	metricsServer  *http.Server
 }
 
 // Options tune a Gateway.

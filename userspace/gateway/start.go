@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"net/netip"
 	"time"
 
@@ -78,6 +79,16 @@ func (g *Gateway) Start() error {
 	}
 	g.wg.Add(1)
 	go g.readTun()
+	if addr := g.cfg.Metrics.Address; addr != "" {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return fmt.Errorf("metrics on %s: %w", addr, err)
+		}
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", g.MetricsHandler())
+		g.metricsServer = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		go func() { _ = g.metricsServer.Serve(ln) }()
+	}
 	return nil
 }
 
@@ -266,6 +277,9 @@ func (g *Gateway) Close() error {
 	var errs []error
 	g.closeOnce.Do(func() {
 		g.cancel() // the AF_XDP readers close their sockets as they stop
+		if g.metricsServer != nil {
+			errs = append(errs, g.metricsServer.Close())
+		}
 		for _, ln := range g.listeners {
 			errs = append(errs, ln.Close())
 		}

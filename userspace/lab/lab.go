@@ -36,6 +36,10 @@ type Options struct {
 	Keepalive time.Duration // tunnel keepalive (default 1s: a killed peer is noticed in 3s)
 	Sites     []string      // default a, b
 	NoDaemons bool          // build the topology and configs but start no xwand (StartAll does)
+
+	// Impairable runs every WAN link through an impairment bridge in a
+	// namespace of its own (impair.go: Impair, Clear, ImpairCounters).
+	Impairable bool
 }
 
 // Link is one WAN link of a site.
@@ -68,6 +72,8 @@ type Lab struct {
 	Router string
 	Sites  []*Site
 	CADir  string
+
+	bridges bridgeSet // impairment bridges (impair.go), with Opts.Impairable
 }
 
 func (o *Options) defaults() error {
@@ -221,7 +227,11 @@ func (l *Lab) addSite(i int, name string) (*Site, error) {
 			Addr:    netip.MustParseAddr(fmt.Sprintf("198.18.%d.2", net)),
 			Gateway: netip.MustParseAddr(fmt.Sprintf("198.18.%d.1", net)),
 		}
-		if err := veth(s.GW, link.Name, link.Addr.String()+"/24", l.Router, fmt.Sprintf("%s-%s", name, link.Name), link.Gateway.String()+"/24"); err != nil {
+		if l.Opts.Impairable { // impair.go: the same link through a bridge
+			if err := l.addBridgedLink(s, link, fmt.Sprintf("%s-%s", name, link.Name)); err != nil {
+				return nil, err
+			}
+		} else if err := veth(s.GW, link.Name, link.Addr.String()+"/24", l.Router, fmt.Sprintf("%s-%s", name, link.Name), link.Gateway.String()+"/24"); err != nil {
 			return nil, err
 		}
 		// A default route per link; SO_BINDTODEVICE makes each tunnel
@@ -365,5 +375,6 @@ func (l *Lab) Close() {
 	for _, s := range l.Sites {
 		_ = s.Stop(os.Interrupt)
 	}
+	l.stopBridges() // impair.go: before Down, the bridge sockets hold their namespaces
 	Down(l.Opts.Prefix)
 }

@@ -359,6 +359,28 @@ func TestLab(t *testing.T) {
 		}
 	})
 
+	t.Run("metrics pass promtool", func(t *testing.T) {
+		promtool, err := exec.LookPath("promtool")
+		if err != nil {
+			testenv.Unavailable(t, "promtool not installed (make deps)")
+		}
+		text, err := a.Client().Metrics()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, want := range []string{`xwan_path_up{link="wan1",path="1",site="b"} 1`, `xwan_lan_packets_total{reason="redirect"}`,
+			`xwan_rule_packets_total{rule="site-to-site"}`, `xwan_wan_guard_packets_total{reason="unknown_peer"}`, `xwan_events_total{type="off_cloud_connect"} 4`} {
+			if !strings.Contains(text, want) {
+				t.Errorf("metrics lack %s", want)
+			}
+		}
+		cmd := exec.Command(promtool, "check", "metrics")
+		cmd.Stdin = strings.NewReader(text)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("promtool check metrics: %v\n%s", err, out)
+		}
+	})
+
 	t.Run("kill and restart a site", func(t *testing.T) {
 		fa := follow(t, a)
 		mark := fa.lastSeq()
