@@ -132,8 +132,7 @@ func waitPing(t *testing.T, ns string, to netip.Addr) {
 func TestImpairBridge(t *testing.T) {
 	l := startImpairLab(t, true)
 	a := l.Site("a")
-	gw, router := a.WAN[0].Gateway, netip.Addr{}
-	_ = router
+	gw := a.WAN[0].Gateway // 198.18.101.1, the router's end of a's wan1
 	const site, link = "a", "wan1"
 
 	t.Run("topology", func(t *testing.T) {
@@ -259,7 +258,7 @@ func TestImpairBridge(t *testing.T) {
 		if delta.Errors != 0 || delta.ChecksumPartial != 0 || delta.Forwarded < size/1514 {
 			t.Fatalf("to-router during 8 MiB of TCP: %+v", delta)
 		}
-		t.Logf("8 MiB TCP through the bridge in %s (%.0f Mbit/s), %d frames, largest possible 1514 bytes, %d with unfinished checksums",
+		t.Logf("8 MiB TCP through the bridge in %s (%.0f Mbit/s): %d frames, no write errors (a super-frame could not be written), %d with unfinished checksums",
 			d.Round(time.Millisecond), size*8/d.Seconds()/1e6, delta.Forwarded, delta.ChecksumPartial)
 	})
 
@@ -302,9 +301,10 @@ func TestImpairBridge(t *testing.T) {
 		if r.sent != n || rate < 0.12 || rate > 0.28 {
 			t.Fatalf("%d of %d pings lost (%.1f%%) with 20%% loss to-router; want 12..28%%", lost, r.sent, 100*rate)
 		}
-		// The wire agrees with ping: the bridge dropped the requests
-		// (plus, at most, a few other frames), and no replies.
-		if to.DroppedLoss < uint64(lost) || to.DroppedLoss > uint64(lost)+5 || from.DroppedLoss != 0 {
+		// The wire agrees with ping: the bridge dropped the requests, and
+		// no replies. (A few frames of another kind, a neighbour probe
+		// say, may share the fate: ±5.)
+		if d := int(to.DroppedLoss) - lost; d < -5 || d > 5 || from.DroppedLoss != 0 {
 			t.Fatalf("ping lost %d; bridge dropped to-router %d, from-router %d", lost, to.DroppedLoss, from.DroppedLoss)
 		}
 		t.Logf("20%% loss to-router: %d of %d pings lost (%.1f%%); bridge dropped %d to-router, %d from-router", lost, r.sent, 100*rate, to.DroppedLoss, from.DroppedLoss)
@@ -561,5 +561,17 @@ func TestImpairParse(t *testing.T) {
 	}
 	if s := (Impairment{Loss: 0.05, Delay: 80 * time.Millisecond, Jitter: 40 * time.Millisecond}).String(); s != "loss 5%, delay 80ms, jitter ±40ms" {
 		t.Errorf("String = %q", s)
+	}
+}
+
+// TestImpairInsertVLAN: a tag the kernel stripped goes back between the
+// source MAC and the EtherType.
+func TestImpairInsertVLAN(t *testing.T) {
+	frame := []byte{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 0x08, 0x00, 0x45}
+	buf := append(make([]byte, vlanTagLen), frame...)
+	got := insertVLAN(buf, len(frame), 0x8100, 0x2064)
+	want := []byte{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 0x81, 0x00, 0x20, 0x64, 0x08, 0x00, 0x45}
+	if !slices.Equal(got, want) {
+		t.Fatalf("% x, want % x", got, want)
 	}
 }
