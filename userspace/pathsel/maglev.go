@@ -1,8 +1,3 @@
-// Package pathsel decides which paths carry which flows. It turns the set
-// of usable paths to a site and their weights (link bandwidth) into the
-// Maglev-style consistent-hash tables the LAN program reads (site_paths):
-// a new flow takes the slot of its hash, so a weight change or a path
-// going away moves as few flows as the table allows.
 package pathsel
 
 import (
