@@ -8,7 +8,7 @@ BPF_HDRS  := $(wildcard bpf/include/*.h)
 ARCH_INC  := /usr/include/$(shell uname -m)-linux-gnu
 TEST_TIMEOUT ?= 40m
 
-.PHONY: all build deps generate lint test bench-classifier bench-tunnel demo clean
+.PHONY: all build deps generate lint test bench-classifier bench-tunnel bench-failover demo clean
 
 all: build
 
@@ -43,6 +43,10 @@ test: deps lint
 
 bench-classifier: deps
 	$(GO) run ./cmd/xwan-bench classifier
+
+# Blackhole the active link under a 200 packet/s stream (lab, 3 trials).
+bench-failover: deps
+	$(GO) run ./cmd/xwan-bench failover
 
 # iperf3 TCP 10 s, 1 and 4 streams: xwan vs wireguard-go vs plain (lab).
 bench-tunnel: deps

@@ -212,6 +212,9 @@ func (d *Datapath) LookupFlow(k FlowKey) (FlowEntry, error) {
 // SetFlow writes one flow (pathsel moves existing flows this way).
 func (d *Datapath) SetFlow(k FlowKey, e FlowEntry) error { return d.objs.Flows.Put(&k, &e) }
 
+// DeleteFlow removes one flow; its next packet is classified afresh.
+func (d *Datapath) DeleteFlow(k FlowKey) error { return d.objs.Flows.Delete(&k) }
+
 // ClearFlows empties the flow cache.
 func (d *Datapath) ClearFlows() error {
 	var keys []FlowKey

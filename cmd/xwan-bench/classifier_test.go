@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"regexp"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/xwan-dev/xwan/userspace/testenv"
@@ -53,4 +54,17 @@ func TestBenchTunnelOutput(t *testing.T) {
 			t.Fatalf("a path measured nothing: %q", out.String())
 		}
 	}
+}
+
+// TestBenchFailoverOutput runs one failover trial and checks the line.
+func TestBenchFailoverOutput(t *testing.T) {
+	testenv.RequireRoot(t)
+	var out bytes.Buffer
+	if err := (failoverBench{trials: 1}).run(&out); err != nil {
+		t.Fatal(err)
+	}
+	if !regexp.MustCompile(`^failover blackhole_gap_ms=[0-9.]+ lost_pkts=[0-9]+ detect_ms=[0-9.]+\n$`).MatchString(out.String()) {
+		t.Fatalf("output %q", out.String())
+	}
+	t.Log(strings.TrimSpace(out.String()))
 }

@@ -3,11 +3,14 @@
 //	xwanctl ca init --dir DIR
 //	xwanctl cert issue --ca-dir DIR --site NAME [--out DIR]
 //	xwanctl [--socket PATH] status | paths | flows | events [-f]   (add --json for JSON)
+//	xwanctl [--socket PATH] routes | bgp [enable|disable NAME] | monitors
+//	xwanctl [--socket PATH] test-connectivity --to IP [--from ADDR]   (exit 0 success, 1 failed, 2 error)
 package main
 
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -27,10 +30,16 @@ const usage = `usage:
   xwanctl ca init --dir DIR
   xwanctl cert issue --ca-dir DIR --site NAME [--out DIR]
   xwanctl [--socket PATH] [--json] status | paths | flows | events [-f]
+  xwanctl [--socket PATH] [--json] routes | bgp [enable|disable NAME] | monitors
+  xwanctl [--socket PATH] [--json] test-connectivity --to IP [--from ADDR]
 `
 
 func main() {
 	if err := run(os.Args[1:], os.Stdout); err != nil {
+		var status exitStatus // the command said why (interconnect.go)
+		if errors.As(err, &status) {
+			os.Exit(int(status))
+		}
 		fmt.Fprintln(os.Stderr, "xwanctl:", err)
 		os.Exit(1)
 	}
@@ -84,6 +93,14 @@ func run(args []string, out io.Writer) error {
 		return printFlows(out, fl)
 	case "events":
 		return eventsCmd(c, rest[1:], out, *asJSON)
+	case "routes":
+		return routesCmd(c, out, *asJSON)
+	case "bgp":
+		return bgpCmd(c, rest[1:], out, *asJSON)
+	case "monitors":
+		return monitorsCmd(c, out, *asJSON)
+	case "test-connectivity":
+		return testConnectivityCmd(c, rest[1:], out, *asJSON)
 	}
 	fs.Usage()
 	return fmt.Errorf("unknown command %q", rest[0])
@@ -171,11 +188,27 @@ func printStatus(out io.Writer, st api.Status) error {
 
 func printPaths(out io.Writer, ps []api.Path) error {
 	w := table(out)
-	fmt.Fprintln(w, "ID\tSITE\tLINK\tENDPOINT\tSTATE\tSINCE\tWEIGHT\tSHARE\tPACKETS\tBYTES\tLAST ERROR")
-	for _, p := range ps {
-		fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%s\t%s\t%d\t%.1f%%\t%d\t%d\t%s\n", p.ID, p.Site, p.Link, p.Endpoint, p.State,
-			time.Since(p.Since).Round(time.Second), p.Weight, 100*p.Share, p.Packets, p.Bytes, p.LastError)
+	fmt.Fprintln(w, "ID\tSITE\tLINK\tENDPOINT\tSESSION\tHEALTH\tRTT\tJITTER\tLOSS\tWEIGHT\tSHARE\tPACKETS\tBYTES\tNOTE")
+	metric := func(v float64, unit string) string {
+		if v < 0 {
+			return "-"
+		}
+		return fmt.Sprintf("%.1f%s", v, unit)
 	}
+	for _, p := range ps {
+		note := p.LastError
+		if len(p.Alerts) > 0 {
+			note = "alerts: " + strings.Join(p.Alerts, ",")
+		}
+		health := p.Health
+		if p.Selected {
+			health += "*"
+		}
+		fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%.1f%%\t%d\t%d\t%s\n", p.ID, p.Site, p.Link, p.Endpoint,
+			p.State, health, metric(p.RTTms, "ms"), metric(p.JitterMs, "ms"), metric(p.LossPct, "%"),
+			p.Weight, 100*p.Share, p.Packets, p.Bytes, note)
+	}
+	fmt.Fprintln(w, "(* takes the site's new flows)")
 	return w.Flush()
 }
 

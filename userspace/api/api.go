@@ -8,6 +8,9 @@
 //	GET /v1/events            []events.Event (the kept history)
 //	GET /v1/events?follow=1   history, then new events as they happen (JSON lines)
 //	GET /metrics              Prometheus metrics (also served on metrics.address)
+//
+// and the cloud-interconnect endpoints of interconnect.go (routes, bgp,
+// monitors, test-connectivity).
 package api
 
 import (
@@ -56,7 +59,13 @@ type Path struct {
 	Endpoint  string    `json:"endpoint"`         // configured remote endpoint
 	Remote    string    `json:"remote,omitempty"` // the remote address in use
 	Dialer    bool      `json:"dialer"`           // this side dials
-	State     string    `json:"state"`            // up, down
+	State     string    `json:"state"`            // session: up, down
+	Health    string    `json:"health"`           // up (acceptable), degraded (unacceptable), down
+	Selected  bool      `json:"selected"`         // takes the site's new flows
+	Alerts    []string  `json:"alerts,omitempty"` // metrics in alert
+	RTTms     float64   `json:"rtt_ms"`           // probe round trip, mean over the window; -1: none
+	JitterMs  float64   `json:"jitter_ms"`
+	LossPct   float64   `json:"loss_pct"`
 	Since     time.Time `json:"since"`
 	Weight    uint64    `json:"weight"`
 	Share     float64   `json:"share"` // of the site's table slots

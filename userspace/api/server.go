@@ -46,6 +46,7 @@ func Listen(socket string, p Provider) (*Server, error) {
 	mux.HandleFunc("GET /v1/flows", func(w http.ResponseWriter, r *http.Request) { reply(w, p.Flows) })
 	mux.HandleFunc("GET /v1/events", func(w http.ResponseWriter, r *http.Request) { serveEvents(w, r, p) })
 	mux.Handle("GET /metrics", p.MetricsHandler())
+	registerInterconnect(mux, p) // routes, bgp, monitors, test-connectivity (interconnect.go)
 	s := &Server{srv: &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}, ln: ln, path: socket}
 	go func() { _ = s.srv.Serve(ln) }()
 	return s, nil

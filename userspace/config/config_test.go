@@ -77,7 +77,7 @@ func TestBrokenConfigs(t *testing.T) {
 		{"unknown anchor", func(t *testing.T) string { return plus("hub: *hub\n") },
 			`t.yaml:15: syntax error: unknown anchor 'hub' referenced`},
 		{"not a mapping", func(t *testing.T) string { return "# comment\n- site-a\n" },
-			`t.yaml:2: (top level): must be a mapping of site, role, lan, wan, hub, peers, tunnel, rules, default, certificates, api, metrics, bpf, got a list`},
+			`t.yaml:2: (top level): must be a mapping of site, role, lan, wan, hub, peers, tunnel, rules, default, certificates, api, metrics, bpf, bgp, lan_monitoring, notifications, got a list`},
 		{"empty file", func(t *testing.T) string { return "# nothing yet\n" },
 			"t.yaml:1: site: required\n" +
 				"t.yaml:1: lan: required\n" +

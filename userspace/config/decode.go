@@ -532,7 +532,8 @@ func (d *decoder) config(root *yaml.Node, c *Config) {
 		d.pos[""] = posOf(root)
 	}
 	m := d.fields(root, "", "site", "role", "lan", "wan", "hub", "peers", "tunnel",
-		"rules", "default", "certificates", "api", "metrics", "bpf")
+		"rules", "default", "certificates", "api", "metrics", "bpf",
+		"bgp", "lan_monitoring", "notifications")
 	if d.bad[""] {
 		return
 	}
@@ -609,6 +610,15 @@ func (d *decoder) config(root *yaml.Node, c *Config) {
 				}
 			}
 		}
+	}
+	if n := m["bgp"]; n != nil {
+		c.BGP = d.bgp(n)
+	}
+	if n := m["lan_monitoring"]; n != nil {
+		d.lanMonitoring(n, &c.LANMonitoring)
+	}
+	if n := m["notifications"]; n != nil {
+		d.notifications(n, &c.Notifications)
 	}
 	if n := m["bpf"]; n != nil {
 		f := d.fields(n, "bpf", "pin_root")

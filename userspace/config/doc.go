@@ -58,6 +58,12 @@
 //	api: {socket: /run/xwan/xwand.sock}
 //	metrics: {address: "127.0.0.1:9810"}
 //	bpf: {pin_root: /sys/fs/bpf/xwan}  # absolute
+//	bgp: {asn: 65010, neighbors: [...]}    # cloud interconnect (interconnect.go, docs/bgp.md)
+//	lan_monitoring: {targets: [...]}       # ICMP monitoring of hosts
+//	notifications: {channels: [...]}       # webhook and e-mail
+//
+// The last three are described, key by key, in docs/bgp.md, and
+// testdata/config/interconnect.yaml has every key of them.
 //
 // The transport cloud (and secondary cloud) needs a hub on an edge. A key
 // with no value (`hub:`) reads as absent. Anchors and aliases work; merge

@@ -46,6 +46,11 @@ type Config struct {
 	API          API
 	Metrics      Metrics
 	BPF          BPF
+
+	// Cloud interconnect (interconnect.go).
+	BGP           *BGP // nil: no bgp: section
+	LANMonitoring LANMonitoring
+	Notifications Notifications
 }
 
 // LAN is the site's inside.

@@ -21,6 +21,7 @@ func (d *decoder) validate(c *Config) {
 	d.validatePeers(c)
 	d.validateHub(c)
 	d.validateRules(c)
+	d.validateInterconnect(c)
 }
 
 // seen remembers the first field that used a name, for "duplicate" messages.
@@ -340,4 +341,5 @@ func (d *decoder) defaults(c *Config) {
 	if c.BPF.PinRoot == "" {
 		c.BPF.PinRoot = DefaultPinRoot
 	}
+	d.interconnectDefaults(c)
 }

@@ -28,6 +28,10 @@ type counters struct {
 	tunWriteErrors    atomic.Uint64
 	tunNoDecision     atomic.Uint64 // a packet from the device that no tunnel takes
 	handshakeFailures atomic.Uint64
+	failovers         atomic.Uint64
+	failbacks         atomic.Uint64
+	flowsMoved        atomic.Uint64 // established flows moved by a gradual migration
+	moveErrors        atomic.Uint64
 }
 
 // maxMSS is the TCP MSS that fits the inner MTU.
@@ -141,11 +145,13 @@ func (g *Gateway) readTun() {
 
 // fromTunnel writes IP packets that arrive from a peer to the device; the
 // kernel routes them to the LAN.
-func (g *Gateway) fromTunnel(_ *tunnel.Session, t tunnel.FrameType, payload []byte) {
+func (g *Gateway) fromTunnel(s *tunnel.Session, t tunnel.FrameType, payload []byte) {
 	switch t {
 	case tunnel.FrameIPv4, tunnel.FrameIPv6:
 		g.counters.tunnelToLAN.Add(1)
 		g.writeTun(payload)
+	case tunnel.FrameProbe, tunnel.FrameProbeReply:
+		g.onProbeFrame(s, t, payload)
 	}
 }
 

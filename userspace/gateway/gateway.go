@@ -29,6 +29,7 @@ import (
 	"github.com/xwan-dev/xwan/userspace/pathsel"
 	"github.com/xwan-dev/xwan/userspace/pki"
 	"github.com/xwan-dev/xwan/userspace/policy"
+	"github.com/xwan-dev/xwan/userspace/probe"
 	"github.com/xwan-dev/xwan/userspace/tunnel"
 	"github.com/xwan-dev/xwan/userspace/xsk"
 	wgtun "golang.zx2c4.com/wireguard/tun"
@@ -58,6 +59,7 @@ type Gateway struct {
 
 	paths   []*path // by id-1; the slice never changes after New
 	changes chan func()
+	sel     *pathsel.Selector // owned by the state goroutine
 
 	mu         sync.RWMutex // guards model and the state of paths
 	model      *policy.Model
@@ -75,6 +77,8 @@ type Gateway struct {
 	metricsOnce    sync.Once
 	metricsHandler http.Handler
 	metricsServer  *http.Server
+
+	ic interconnect // BGP, LAN monitoring, notifications (interconnect.go)
 }
 
 // Options tune a Gateway.
@@ -115,6 +119,9 @@ func New(cfg *config.Config, opts Options) (g *Gateway, err error) {
 		return nil, err
 	}
 	g.planPaths()
+	if err := g.newSelector(); err != nil {
+		return nil, err
+	}
 	if g.dp, err = loader.Open(loader.Options{PinRoot: cfg.BPF.PinRoot}); err != nil {
 		return nil, err
 	}
@@ -156,7 +163,10 @@ type path struct {
 	endpoint netip.AddrPort // the peer link's configured endpoint
 	dialer   bool           // this side dials; the other listens
 
-	client *tunnel.Path // set once for dialers
+	client *tunnel.Path  // set once for dialers
+	prober *probe.Prober // safe for concurrent use
+	// probeDown is the prober's last verdict; only probeLoop touches it.
+	probeDown bool
 
 	// Guarded by Gateway.mu.
 	up        bool
@@ -164,6 +174,7 @@ type path struct {
 	remote    netip.AddrPort
 	session   *tunnel.Session // listener side
 	lastError string
+	health    string // the selector's state: up, degraded, down
 }
 
 // planPaths lists the paths: every off-cloud link of ours to every link of
@@ -261,63 +272,38 @@ func (g *Gateway) pathInfo(p *path, up bool) loader.PathInfo {
 	return info
 }
 
-// usable returns the paths to a site that may carry new flows: the up
-// paths on active links, or, when none is up, those on passive links.
-func (g *Gateway) usable(siteID uint16) []*path {
-	var active, passive []*path
-	for _, p := range g.paths {
-		if p.siteID != siteID || !p.up {
-			continue
-		}
-		switch p.link.Precedence {
-		case config.Active:
-			active = append(active, p)
-		case config.Passive:
-			passive = append(passive, p)
-		}
-	}
-	if len(active) > 0 {
-		return active
-	}
-	return passive
-}
-
-// writeTables rebuilds a site's Maglev tables (all links, and per link)
-// from its usable paths, weighted by link bandwidth; called with mu held
-// or before Start.
+// writeTables writes a site's Maglev tables as the selector has them (one
+// for all links, and one per local link for rules with a preferred link),
+// deleting the ones it no longer has; called with mu held or before Start.
 func (g *Gateway) writeTables(siteID uint16) error {
-	use := g.usable(siteID)
-	backends := func(linkID uint8) []pathsel.Backend {
-		var out []pathsel.Backend
-		for _, p := range use {
-			if linkID == 0 || p.linkID == linkID {
-				out = append(out, pathsel.Backend{Path: p.id, Weight: p.link.BandwidthUp})
-			}
-		}
-		return out
-	}
-	tables := map[uint8][]uint16{}
-	for li := range g.cfg.WAN {
-		tables[uint8(li+1)] = nil
-	}
-	tables[0] = nil
+	tables := g.sel.Tables(siteID)
 	var errs []error
-	for linkID := range tables {
-		b := backends(linkID)
-		if len(b) == 0 {
+	for _, linkID := range g.tableLinks(siteID) {
+		key := policy.SiteLink{Site: siteID, Link: linkID}
+		t, ok := tables[linkID]
+		if !ok {
 			errs = append(errs, g.dp.DeleteSiteTable(siteID, linkID))
 			if g.model != nil {
-				delete(g.model.Tables, policy.SiteLink{Site: siteID, Link: linkID})
+				delete(g.model.Tables, key)
 			}
 			continue
 		}
-		t := pathsel.Maglev(b)
 		errs = append(errs, g.dp.SetSiteTable(siteID, linkID, t))
 		if g.model != nil {
-			g.model.Tables[policy.SiteLink{Site: siteID, Link: linkID}] = t
+			g.model.Tables[key] = t
 		}
 	}
 	return errors.Join(filterNotExist(errs)...)
+}
+
+// tableLinks lists every table a site may have: all links (0) and each
+// configured WAN link.
+func (g *Gateway) tableLinks(siteID uint16) []uint8 {
+	links := []uint8{0}
+	for li := range g.cfg.WAN {
+		links = append(links, uint8(li+1))
+	}
+	return links
 }
 
 func filterNotExist(errs []error) []error {

@@ -12,7 +12,7 @@ import (
 // MetricsHandler serves the gateway's Prometheus metrics.
 func (g *Gateway) MetricsHandler() http.Handler {
 	g.metricsOnce.Do(func() {
-		g.metricsHandler = promhttp.HandlerFor(metrics.NewRegistry(g), promhttp.HandlerOpts{})
+		g.metricsHandler = promhttp.HandlerFor(g.registry(), promhttp.HandlerOpts{})
 	})
 	return g.metricsHandler
 }

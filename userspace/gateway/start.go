@@ -77,8 +77,10 @@ func (g *Gateway) Start() error {
 			cp.Run(g.ctx)
 		}()
 	}
-	g.wg.Add(1)
+	g.wg.Add(3)
 	go g.readTun()
+	go g.probeLoop()
+	go g.healthTimer()
 	if addr := g.cfg.Metrics.Address; addr != "" {
 		ln, err := net.Listen("tcp", addr)
 		if err != nil {
@@ -89,7 +91,7 @@ func (g *Gateway) Start() error {
 		g.metricsServer = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 		go func() { _ = g.metricsServer.Serve(ln) }()
 	}
-	return nil
+	return g.startInterconnect()
 }
 
 func (g *Gateway) isPeer(site string) bool {
@@ -217,13 +219,8 @@ func (g *Gateway) pathUp(info tunnel.PathInfo, at time.Time) {
 			}
 		}
 	}
-	g.model.PathUp[p.id] = true
-	if err := g.dp.SetPath(p.id, g.pathInfo(p, true)); err != nil {
-		p.lastError = err.Error()
-	}
-	if err := g.writeTables(p.siteID); err != nil {
-		p.lastError = err.Error()
-	}
+	p.prober.Reset(at)
+	g.apply(g.sel.Connected(p.id, true, at, ""))
 	g.bus.Publish(events.Event{Time: at, Type: events.OffCloudConnect, Site: p.site, Link: p.link.Name, Remote: info.Remote.String(),
 		Detail: map[string]string{"path": fmt.Sprint(p.id)}})
 }
@@ -239,13 +236,11 @@ func (g *Gateway) pathDown(info tunnel.PathInfo, at time.Time, reason error) {
 	if reason != nil {
 		p.lastError = reason.Error()
 	}
-	g.model.PathUp[p.id] = false
-	_ = g.dp.SetPath(p.id, g.pathInfo(p, false))
-	_ = g.writeTables(p.siteID)
 	why := "closed"
 	if reason != nil {
 		why = reason.Error()
 	}
+	g.apply(g.sel.Connected(p.id, false, at, why))
 	g.bus.Publish(events.Event{Time: at, Type: events.OffCloudDisconnect, Site: p.site, Link: p.link.Name, Remote: info.Remote.String(), Reason: why,
 		Detail: map[string]string{"path": fmt.Sprint(p.id)}})
 }
@@ -276,6 +271,8 @@ var errNoPath = errors.New("path is down")
 func (g *Gateway) Close() error {
 	var errs []error
 	g.closeOnce.Do(func() {
+		// First: BGP withdraws its learned routes from the data path.
+		errs = append(errs, g.stopInterconnect())
 		g.cancel() // the AF_XDP readers close their sockets as they stop
 		if g.metricsServer != nil {
 			errs = append(errs, g.metricsServer.Close())

@@ -71,6 +71,11 @@ func (g *Gateway) Paths() ([]api.Path, error) {
 			slots[id]++
 		}
 	}
+	now := time.Now()
+	health := map[uint16]pathselStatus{}
+	for _, st := range g.sel.Status(now) {
+		health[st.ID] = pathselStatus{state: st.State.String(), selected: st.Selected, alerts: st.Alerts}
+	}
 	var out []api.Path
 	for _, p := range g.sortedPaths() {
 		ap := api.Path{
@@ -82,6 +87,14 @@ func (g *Gateway) Paths() ([]api.Path, error) {
 		if p.up {
 			ap.State = "up"
 			ap.Remote = p.remote.String()
+		}
+		h := health[p.id]
+		ap.Health, ap.Selected, ap.Alerts = h.state, h.selected, h.alerts
+		ap.RTTms, ap.JitterMs, ap.LossPct = -1, -1, -1
+		if st := p.prober.Stats(now); st.Samples > 0 {
+			ap.RTTms = float64(st.RTTMean) / 1e6
+			ap.JitterMs = float64(st.Jitter) / 1e6
+			ap.LossPct = 100 * st.Loss
 		}
 		out = append(out, ap)
 	}
@@ -128,5 +141,13 @@ func (g *Gateway) Counters() map[string]uint64 {
 		"path_down": c.pathDown.Load(), "too_big": c.tooBig.Load(), "mss_clamped": c.mssClamped.Load(),
 		"send_errors": c.sendErrors.Load(), "device_write_errors": c.tunWriteErrors.Load(),
 		"device_no_decision": c.tunNoDecision.Load(), "handshake_failures": c.handshakeFailures.Load(),
+		"failovers": c.failovers.Load(), "failbacks": c.failbacks.Load(),
+		"flows_moved": c.flowsMoved.Load(), "flow_move_errors": c.moveErrors.Load(),
 	}
+}
+
+type pathselStatus struct {
+	state    string
+	selected bool
+	alerts   []string
 }

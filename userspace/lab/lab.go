@@ -34,12 +34,23 @@ type Options struct {
 	Dir       string        // configs, certificates and logs (default: a temporary directory)
 	Xwand     string        // the xwand binary (default: next to this executable, then $PATH)
 	Keepalive time.Duration // tunnel keepalive (default 1s: a killed peer is noticed in 3s)
-	Sites     []string      // default a, b
-	NoDaemons bool          // build the topology and configs but start no xwand (StartAll does)
+	// Links are the two WAN links' precedence and bandwidth, for every
+	// site unless SiteLinks names it (default: wan1 active, wan2 passive,
+	// 100 Mbit/s each).
+	Links     [2]LinkSpec
+	SiteLinks map[string][2]LinkSpec
+	Sites     []string // default a, b
+	NoDaemons bool     // build the topology and configs but start no xwand (StartAll does)
 
 	// Impairable runs every WAN link through an impairment bridge in a
 	// namespace of its own (impair.go: Impair, Clear, ImpairCounters).
 	Impairable bool
+}
+
+// LinkSpec is how a lab site's WAN link is configured.
+type LinkSpec struct {
+	Precedence int    // 1 active, 2 passive, 3 last resort
+	Bandwidth  string // e.g. "100Mbit"
 }
 
 // Link is one WAN link of a site.
@@ -88,6 +99,9 @@ func (o *Options) defaults() error {
 	}
 	if len(o.Sites) == 0 {
 		o.Sites = []string{"a", "b"}
+	}
+	if o.Links == ([2]LinkSpec{}) {
+		o.Links = [2]LinkSpec{{Precedence: 1, Bandwidth: "100Mbit"}, {Precedence: 2, Bandwidth: "100Mbit"}}
 	}
 	if o.Dir == "" {
 		d, err := os.MkdirTemp("", "xwan-lab-")
@@ -253,7 +267,12 @@ func (l *Lab) writeConfig(s *Site) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# written by xwan-lab\nsite: %s\nlan:\n  interfaces: [lan0]\n  prefixes: [%s]\nwan:\n", s.Name, s.LAN)
 	for k, link := range s.WAN {
-		fmt.Fprintf(&b, "  - name: %s\n    interface: %s\n    precedence: %d\n    bandwidth: {up: 100Mbit, down: 100Mbit}\n", link.Name, link.Name, k+1)
+		spec := l.Opts.Links[k]
+		if per, ok := l.Opts.SiteLinks[s.Name]; ok {
+			spec = per[k]
+		}
+		fmt.Fprintf(&b, "  - name: %s\n    interface: %s\n    precedence: %d\n    bandwidth: {up: %s, down: %s}\n",
+			link.Name, link.Name, spec.Precedence, spec.Bandwidth, spec.Bandwidth)
 	}
 	b.WriteString("peers:\n")
 	for _, p := range l.Sites {

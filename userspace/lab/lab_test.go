@@ -46,7 +46,11 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-func startLab(t *testing.T) *Lab {
+func startLab(t *testing.T) *Lab { return startLabWith(t, Options{}, 4) }
+
+// startLabWith builds a lab with xwand on a unique prefix (Prefix, Dir and
+// Xwand are filled in) and waits until every site has paths paths up.
+func startLabWith(t *testing.T, opts Options, paths int) *Lab {
 	t.Helper()
 	testenv.RequireRoot(t)
 	for _, tool := range []string{"nsenter", "ethtool", "tcpdump", "iperf3", "ping"} {
@@ -55,7 +59,8 @@ func startLab(t *testing.T) *Lab {
 		}
 	}
 	prefix := testenv.UniqueName("t")
-	l, err := Up(Options{Prefix: prefix, Dir: t.TempDir(), Xwand: filepath.Join(binDir, "xwand")})
+	opts.Prefix, opts.Dir, opts.Xwand = prefix, t.TempDir(), filepath.Join(binDir, "xwand")
+	l, err := Up(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,7 +76,7 @@ func startLab(t *testing.T) *Lab {
 			t.Errorf("namespaces left behind: %v", left)
 		}
 	})
-	if err := l.WaitPaths(4, 30*time.Second); err != nil {
+	if err := l.WaitPaths(paths, 30*time.Second); err != nil {
 		t.Fatal(err)
 	}
 	return l
@@ -403,4 +408,21 @@ func TestLab(t *testing.T) {
 		}
 		ping(t, a, b.HostAddr)
 	})
+}
+
+// since returns the events of a type with seq > after.
+func (f *follower) since(typ events.Type, after uint64) []events.Event {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []events.Event
+	for _, e := range f.events {
+		if e.Type == typ && e.Seq > after {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+func netDialUDP(local, remote netip.AddrPort) (*net.UDPConn, error) {
+	return net.DialUDP("udp4", net.UDPAddrFromAddrPort(local), net.UDPAddrFromAddrPort(remote))
 }
