@@ -1,10 +1,12 @@
 package loader
 
 import (
+	"math/rand/v2"
 	"net/netip"
 	"sync"
 	"testing"
 
+	"github.com/xwan-dev/xwan/userspace/packet"
 	"github.com/xwan-dev/xwan/userspace/policy"
 	"github.com/xwan-dev/xwan/userspace/policy/policytest"
 	"github.com/xwan-dev/xwan/userspace/verdict"
@@ -127,4 +129,41 @@ func TestGenerationFlipIsAtomic(t *testing.T) {
 		t.Fatalf("packets saw only one rule set (%v): the test did not race the flips", seen)
 	}
 	t.Logf("%d packets against set A, %d against set B across %d flips", seen[true], seen[false], flips)
+}
+
+// TestRejectedRuleSetChangesNothing: a rule set the compiler refuses never
+// reaches the kernel; the running generation keeps deciding.
+func TestRejectedRuleSetChangesNothing(t *testing.T) {
+	d := openTest(t)
+	sc := policytest.RandomScenario(rand.New(rand.NewPCG(7, 7)), 30)
+	model := loadScenario(t, d, sc)
+	gen, err := d.Generation()
+	if err != nil {
+		t.Fatal(err)
+	}
+	frame := (&policytest.Frame{Src: netip.MustParseAddr("198.18.1.9"), Dst: netip.MustParseAddr("198.18.2.9"), Proto: 17, Sport: 1, Dport: 2}).Bytes()
+	_, before, err := d.TestRun(frame)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := &policy.RuleSet{Default: policy.Action{Transport: policy.Cloud}, Rules: append(append([]policy.Rule{}, sc.Rules.Rules...),
+		policy.Rule{Name: "saas", Proto: -1, Domains: []string{"example.com"}, Action: policy.Action{Transport: policy.OffCloud}})}
+	if _, err := policy.Compile(bad, sc.Topo); err == nil {
+		t.Fatal("a complex rule compiled")
+	}
+	if g, _ := d.Generation(); g != gen {
+		t.Fatalf("generation moved from %d to %d", gen, g)
+	}
+	if err := d.ClearFlows(); err != nil {
+		t.Fatal(err)
+	}
+	model.Flows = map[packet.Key]policy.FlowEntry{}
+	_, after, err := d.TestRun(frame)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := model.Classify(frame)
+	if (after == nil) != (want.Meta == nil) || (after != nil && (*after != *want.Meta)) || (before == nil) != (after == nil) {
+		t.Fatalf("decision changed after a rejected rule set: before %+v after %+v model %+v", before, after, want.Meta)
+	}
 }

@@ -2,6 +2,7 @@ package config_test
 
 import (
 	"errors"
+	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -77,7 +78,7 @@ func TestBrokenConfigs(t *testing.T) {
 		{"unknown anchor", func(t *testing.T) string { return plus("hub: *hub\n") },
 			`t.yaml:15: syntax error: unknown anchor 'hub' referenced`},
 		{"not a mapping", func(t *testing.T) string { return "# comment\n- site-a\n" },
-			`t.yaml:2: (top level): must be a mapping of site, role, lan, wan, hub, peers, tunnel, rules, default, certificates, api, metrics, bpf, bgp, lan_monitoring, notifications, got a list`},
+			`t.yaml:2: (top level): must be a mapping of site, role, lan, wan, hub, peers, tunnel, rules, default, certificates, api, metrics, bpf, bgp, lan_monitoring, notifications, health, got a list`},
 		{"empty file", func(t *testing.T) string { return "# nothing yet\n" },
 			"t.yaml:1: site: required\n" +
 				"t.yaml:1: lan: required\n" +
@@ -343,6 +344,8 @@ func TestFullExample(t *testing.T) {
 			{Site: "site-c", Prefixes: []netip.Prefix{p("198.18.30.0/24")}},
 		},
 		Tunnel: config.Tunnel{Port: 4754, Keepalive: 10 * time.Second, MSSClamp: true, ProbeInterval: 300 * time.Millisecond},
+		Health: config.Health{LossPercent: 3, Jitter: 30 * time.Millisecond, Latency: 600 * time.Millisecond, EvaluateEvery: 10 * time.Second,
+			HoldDown: 10 * time.Second, DownAfter: 3, MovePerSecond: 20},
 		Rules: []policy.Rule{
 			{Name: "backups", Src: policy.Endpoint{Prefix: p("198.18.10.0/24")}, Dst: policy.Endpoint{Site: "site-b"},
 				Proto: policy.ProtoTCP, SrcPorts: any, DstPorts: policy.PortRange{Lo: 873, Hi: 873},
@@ -516,5 +519,27 @@ func TestAliasBomb(t *testing.T) {
 	}
 	if d := time.Since(start); d > 10*time.Second {
 		t.Errorf("took %v", d)
+	}
+}
+
+func TestHealthSection(t *testing.T) {
+	base, err := os.ReadFile("../../testdata/config/minimal.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	good := string(base) + "health: {loss_percent: 2.5%, jitter: 20ms, latency: 300ms, evaluate_every: 5s, hold_down: 30s, down_after: 4, move_per_second_percent: 50}\n"
+	c, err := config.Parse("h.yaml", []byte(good))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := config.Health{LossPercent: 2.5, Jitter: 20 * time.Millisecond, Latency: 300 * time.Millisecond, EvaluateEvery: 5 * time.Second, HoldDown: 30 * time.Second, DownAfter: 4, MovePerSecond: 50}
+	if c.Health != want {
+		t.Fatalf("got %+v", c.Health)
+	}
+	lines := strings.Count(string(base), "\n") + 1
+	_, err = config.Parse("h.yaml", []byte(string(base)+"health: {loss_percent: 0, evaluate_every: 100ms}\n"))
+	wantErr := fmt.Sprintf("h.yaml:%d: health.loss_percent: must be a percentage above 0 and at most 100, got \"0\"\nh.yaml:%d: health.evaluate_every: must be between 1s and 10m, got 100ms", lines, lines)
+	if err == nil || err.Error() != wantErr {
+		t.Fatalf("got  %v\nwant %s", err, wantErr)
 	}
 }

@@ -533,7 +533,7 @@ func (d *decoder) config(root *yaml.Node, c *Config) {
 	}
 	m := d.fields(root, "", "site", "role", "lan", "wan", "hub", "peers", "tunnel",
 		"rules", "default", "certificates", "api", "metrics", "bpf",
-		"bgp", "lan_monitoring", "notifications")
+		"bgp", "lan_monitoring", "notifications", "health")
 	if d.bad[""] {
 		return
 	}
@@ -619,6 +619,9 @@ func (d *decoder) config(root *yaml.Node, c *Config) {
 	}
 	if n := m["notifications"]; n != nil {
 		d.notifications(n, &c.Notifications)
+	}
+	if n := m["health"]; n != nil {
+		d.health(n, &c.Health)
 	}
 	if n := m["bpf"]; n != nil {
 		f := d.fields(n, "bpf", "pin_root")

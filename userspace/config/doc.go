@@ -89,6 +89,9 @@
 //	api.socket            /run/xwan/xwand.sock
 //	bpf.pin_root          /sys/fs/bpf/xwan
 //	metrics.address       none: no metrics endpoint
+//	health.*              pathsel's and probe's defaults: 3 % loss, 30ms jitter,
+//	                      600ms latency, evaluate_every 10s, hold_down 10s,
+//	                      down_after 3, move_per_second_percent 20
 //
 // Relative paths (certificates, api.socket) are relative to the directory
 // of the configuration file; Load makes them absolute.

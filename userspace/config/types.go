@@ -47,6 +47,8 @@ type Config struct {
 	Metrics      Metrics
 	BPF          BPF
 
+	Health Health // path health thresholds and timers (health.go)
+
 	// Cloud interconnect (interconnect.go).
 	BGP           *BGP // nil: no bgp: section
 	LANMonitoring LANMonitoring

@@ -28,14 +28,20 @@ import (
 
 // newSelector builds the path selector with every planned path.
 func (g *Gateway) newSelector() error {
-	sel, err := pathsel.New(pathsel.Config{})
+	h := g.cfg.Health
+	sel, err := pathsel.New(pathsel.Config{
+		Thresholds:   pathsel.Thresholds{Loss: h.LossPercent / 100, Jitter: h.Jitter, Latency: h.Latency},
+		EvalInterval: h.EvaluateEvery,
+		HoldDown:     h.HoldDown,
+		MoveShare:    h.MovePerSecond / 100,
+	})
 	if err != nil {
 		return err
 	}
 	g.sel = sel
 	now := time.Now()
 	for _, p := range g.paths {
-		p.prober = probe.New(probe.Config{Interval: g.cfg.Tunnel.ProbeInterval}, now)
+		p.prober = probe.New(probe.Config{Interval: g.cfg.Tunnel.ProbeInterval, DownAfter: h.DownAfter}, now)
 		if _, err := sel.AddPath(pathsel.Path{
 			ID: p.id, Site: p.siteID, Link: p.linkID,
 			Precedence: pathsel.Precedence(p.link.Precedence), Bandwidth: p.link.BandwidthUp,

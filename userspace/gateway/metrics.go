@@ -97,3 +97,8 @@ func (g *Gateway) MetricEvents() map[string]uint64 {
 	}
 	return out
 }
+
+// MetricFailovers implements metrics.Source.
+func (g *Gateway) MetricFailovers() (uint64, uint64) {
+	return g.counters.failovers.Load(), g.counters.failbacks.Load()
+}

@@ -141,7 +141,6 @@ func (g *Gateway) Counters() map[string]uint64 {
 		"path_down": c.pathDown.Load(), "too_big": c.tooBig.Load(), "mss_clamped": c.mssClamped.Load(),
 		"send_errors": c.sendErrors.Load(), "device_write_errors": c.tunWriteErrors.Load(),
 		"device_no_decision": c.tunNoDecision.Load(), "handshake_failures": c.handshakeFailures.Load(),
-		"failovers": c.failovers.Load(), "failbacks": c.failbacks.Load(),
 		"flows_moved": c.flowsMoved.Load(), "flow_move_errors": c.moveErrors.Load(),
 	}
 }

@@ -231,6 +231,33 @@ func TestLab(t *testing.T) {
 		}
 	})
 
+	t.Run("the gateway's own traffic takes the tunnel device", func(t *testing.T) {
+		counter := func() float64 {
+			text, err := a.Client().Metrics()
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, line := range strings.Split(text, "\n") {
+				if strings.HasPrefix(line, `xwan_dataplane_userspace_packets_total{what="device_to_tunnel"} `) {
+					var v float64
+					fmt.Sscan(strings.Fields(line)[1], &v)
+					return v
+				}
+			}
+			t.Fatal("no device_to_tunnel counter")
+			return 0
+		}
+		before := counter()
+		// From a's gateway itself (not its LAN host): routed to xwan0 and
+		// classified in Go.
+		if out, err := in(a.GW, "ping", "-c", "3", "-i", "0.2", "-W", "2", "-I", a.GWAddr.String(), b.HostAddr.String()); err != nil {
+			t.Fatalf("ping from the gateway: %v\n%s", err, out)
+		}
+		if got := counter() - before; got < 3 {
+			t.Fatalf("%v packets went from the tunnel device to a tunnel, want 3", got)
+		}
+	})
+
 	t.Run("iperf3 tcp", func(t *testing.T) {
 		srv := nsCommand(context.Background(), b.Host, "iperf3", "-s", "-1", "-p", "5201")
 		if err := srv.Start(); err != nil {
@@ -374,7 +401,7 @@ func TestLab(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, want := range []string{`xwan_path_up{link="wan1",path="1",site="b"} 1`, `xwan_lan_packets_total{reason="redirect"}`,
-			`xwan_rule_packets_total{rule="site-to-site"}`, `xwan_wan_guard_packets_total{reason="unknown_peer"}`, `xwan_events_total{type="off_cloud_connect"} 4`} {
+			`xwan_rule_packets_total{rule="site-to-site"}`, `xwan_wan_guard_packets_total{reason="unknown_peer"}`, `xwan_events_total{type="off_cloud_connect"} 4`, "xwan_path_failovers_total 0", `xwan_path_rtt_seconds{link="wan1",path="1",site="b"}`} {
 			if !strings.Contains(text, want) {
 				t.Errorf("metrics lack %s", want)
 			}

@@ -35,6 +35,7 @@ type Source interface {
 	MetricWANGuard() map[string]Counter // WAN program verdicts by reason
 	Counters() map[string]uint64        // userspace data path counters
 	MetricEvents() map[string]uint64    // events published, by type
+	MetricFailovers() (failovers, failbacks uint64)
 }
 
 var (
@@ -54,6 +55,8 @@ var (
 	descWANPackets  = prometheus.NewDesc("xwan_wan_guard_packets_total", "Frames seen by the WAN guard, by reason (unknown_peer are dropped).", []string{"reason"}, nil)
 	descUserspace   = prometheus.NewDesc("xwan_dataplane_userspace_packets_total", "Packets handled by xwand's userspace data path, by what happened.", []string{"what"}, nil)
 	descEvents      = prometheus.NewDesc("xwan_events_total", "Events published, by type.", []string{"type"}, nil)
+	descFailovers   = prometheus.NewDesc("xwan_path_failovers_total", "Times a site's new flows moved away from paths that became unacceptable or went down.", nil, nil)
+	descFailbacks   = prometheus.NewDesc("xwan_path_failbacks_total", "Times a site's new flows returned to paths acceptable again after the hold-down.", nil, nil)
 )
 
 type collector struct{ src Source }
@@ -69,7 +72,7 @@ func NewRegistry(src Source) *prometheus.Registry {
 func (collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descPathUp, descPathUsable, descPathRTT, descPathJitter, descPathLoss, descPathShare,
 		descPathWeight, descPathPackets, descPathBytes, descRulePackets, descRuleBytes, descLANPackets, descLANBytes,
-		descWANPackets, descUserspace, descEvents} {
+		descWANPackets, descUserspace, descEvents, descFailovers, descFailbacks} {
 		ch <- d
 	}
 }
@@ -117,4 +120,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	for typ, v := range c.src.MetricEvents() {
 		ch <- prometheus.MustNewConstMetric(descEvents, counter, float64(v), typ)
 	}
+	fo, fb := c.src.MetricFailovers()
+	ch <- prometheus.MustNewConstMetric(descFailovers, counter, float64(fo))
+	ch <- prometheus.MustNewConstMetric(descFailbacks, counter, float64(fb))
 }
