@@ -34,15 +34,12 @@ var binDir string
 // TestMain builds xwand and xwanctl once: the tests run the real daemon.
 func TestMain(m *testing.M) {
 	if os.Geteuid() == 0 {
-		dir, err := os.MkdirTemp("", "xwan-ic-bin-")
-		if err == nil {
-			out, err := exec.Command("go", "build", "-o", dir+"/", "github.com/xwan-dev/xwan/cmd/xwand", "github.com/xwan-dev/xwan/cmd/xwanctl").CombinedOutput()
-			if err != nil {
-				fmt.Fprintf(os.Stderr, "building xwand: %v: %s\n", err, out)
-				os.Exit(1)
-			}
-			binDir = dir
+		dir, err := testenv.BuildCommands("github.com/xwan-dev/xwan/cmd/xwand", "github.com/xwan-dev/xwan/cmd/xwanctl")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
 		}
+		binDir = dir
 	}
 	code := m.Run()
 	if binDir != "" {

@@ -6,49 +6,15 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"runtime"
 	"syscall"
 
-	"github.com/vishvananda/netns"
+	"github.com/xwan-dev/xwan/userspace/testenv"
 	"golang.org/x/sys/unix"
 )
 
-// inNetns runs fn on an OS thread switched into a named namespace (the
-// pattern of testenv.Netns.Do). Sockets fn creates stay in that
-// namespace.
-func inNetns(name string, fn func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		// Never unlocked if switching back fails: the thread then dies
-		// with the goroutine instead of serving others in the wrong
-		// namespace.
-		runtime.LockOSThread()
-		orig, err := netns.Get()
-		if err != nil {
-			errc <- err
-			return
-		}
-		defer orig.Close()
-		target, err := netns.GetFromName(name)
-		if err != nil {
-			errc <- err
-			return
-		}
-		defer target.Close()
-		if err := netns.Set(target); err != nil {
-			errc <- err
-			return
-		}
-		ferr := fn()
-		if err := netns.Set(orig); err != nil {
-			errc <- fmt.Errorf("returning from %s: %w", name, err)
-			return
-		}
-		runtime.UnlockOSThread()
-		errc <- ferr
-	}()
-	return <-errc
-}
+// inNetns runs fn on an OS thread switched into a named namespace;
+// sockets fn creates stay in that namespace.
+func inNetns(name string, fn func() error) error { return (&testenv.Netns{Name: name}).Do(fn) }
 
 // packetSock is an AF_PACKET socket bound to one interface, non-blocking
 // and served by the runtime poller, so that closing it wakes a goroutine

@@ -6,7 +6,9 @@ package testenv
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"os"
+	"os/exec"
 	"testing"
 )
 
@@ -40,4 +42,20 @@ func UniqueName(prefix string) string {
 		panic(err)
 	}
 	return prefix + hex.EncodeToString(b[:])
+}
+
+// BuildCommands builds main packages (import paths) into a new temporary
+// directory and returns it, for tests that run the real binaries; the
+// caller removes it.
+func BuildCommands(pkgs ...string) (string, error) {
+	dir, err := os.MkdirTemp("", "xwan-bin-")
+	if err != nil {
+		return "", err
+	}
+	args := append([]string{"build", "-o", dir + "/"}, pkgs...)
+	if out, err := exec.Command("go", args...).CombinedOutput(); err != nil {
+		os.RemoveAll(dir)
+		return "", fmt.Errorf("go build %v: %v: %s", pkgs, err, out)
+	}
+	return dir, nil
 }
