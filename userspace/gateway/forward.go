@@ -32,6 +32,8 @@ type counters struct {
 	failbacks         atomic.Uint64
 	flowsMoved        atomic.Uint64 // established flows moved by a gradual migration
 	moveErrors        atomic.Uint64
+
+	tunnel tunnel.Counters // the tunnels' record layer: drops by reason, rekeys
 }
 
 // maxMSS is the TCP MSS that fits the inner MTU.
@@ -42,9 +44,10 @@ func (g *Gateway) maxMSS(ipv6 bool) uint16 {
 	return uint16(g.innerMTU - 40)
 }
 
-// toTunnel sends one IP packet on a path: MSS clamped, or answered with
-// an ICMP error when it does not fit the tunnel.
-func (g *Gateway) toTunnel(pathID uint16, ip []byte) {
+// toTunnel queues one IP packet for a path in tx (sent when the caller
+// flushes it): MSS clamped, or answered with an ICMP error when it does not
+// fit the tunnel.
+func (g *Gateway) toTunnel(tx *txBatch, pathID uint16, ip []byte) {
 	if len(ip) == 0 {
 		return
 	}
@@ -63,7 +66,7 @@ func (g *Gateway) toTunnel(pathID uint16, ip []byte) {
 	if v6 {
 		t = tunnel.FrameIPv6
 	}
-	if err := g.send(pathID, t, ip); err != nil {
+	if err := tx.add(g, pathID, t, ip); err != nil {
 		if errors.Is(err, errNoPath) {
 			g.counters.pathDown.Add(1)
 		} else {
@@ -78,6 +81,7 @@ func (g *Gateway) readXSK(s *xsk.Socket) {
 	defer g.wg.Done()
 	defer s.Close()
 	batch := make([]xsk.Frame, 64)
+	tx := newTxBatch()
 	for g.ctx.Err() == nil {
 		n, err := s.Receive(batch, 100*time.Millisecond)
 		if err != nil {
@@ -98,8 +102,9 @@ func (g *Gateway) readXSK(s *xsk.Socket) {
 				continue
 			}
 			g.counters.lanToTunnel.Add(1)
-			g.toTunnel(f.Meta.PathID, f.Data[off:])
+			g.toTunnel(tx, f.Meta.PathID, f.Data[off:])
 		}
+		g.flushTx(tx)
 		s.Release(batch[:n])
 	}
 }
@@ -115,6 +120,7 @@ func (g *Gateway) readTun() {
 	for i := range bufs {
 		bufs[i] = make([]byte, tunOffset+65535)
 	}
+	tx := newTxBatch()
 	for {
 		count, err := g.tun.Read(bufs, sizes, tunOffset)
 		if err != nil {
@@ -138,8 +144,9 @@ func (g *Gateway) readTun() {
 				continue
 			}
 			g.counters.tunToTunnel.Add(1)
-			g.toTunnel(res.Meta.PathID, ip)
+			g.toTunnel(tx, res.Meta.PathID, ip)
 		}
+		g.flushTx(tx)
 	}
 }
 

@@ -5,10 +5,11 @@
 // what happens as events.
 //
 // Goroutines: one per AF_XDP socket (LAN -> tunnel), one reading the
-// tunnel device (the gateway's own traffic -> tunnel), one per client path
-// and per peer session (tunnel -> device, owned by userspace/tunnel), and
-// one that applies path state changes (state), so kernel maps and the Go
-// model change in one place and in order.
+// tunnel device (the gateway's own traffic -> tunnel), one reader per
+// tunnel socket, i.e. per client path and per listener (tunnel -> device,
+// owned by userspace/tunnel), each running its batches to completion
+// (fastpath.go), and one that applies path state changes (state), so
+// kernel maps and the Go model change in one place and in order.
 package gateway
 
 import (

@@ -43,6 +43,8 @@ func (g *Gateway) Start() error {
 			AllowSite:         g.isPeer,
 			KeepaliveInterval: keepalive,
 			OnFrame:           g.fromTunnel,
+			OnFrames:          g.fromTunnelBatch,
+			Counters:          &g.counters.tunnel,
 			OnEvent:           g.tunnelEvent,
 		})
 		if err != nil {
@@ -63,6 +65,9 @@ func (g *Gateway) Start() error {
 				Role:              tunnel.RoleClient,
 				KeepaliveInterval: keepalive,
 				OnFrame:           g.fromTunnel,
+				OnFrames:          g.fromTunnelBatch,
+				Counters:          &g.counters.tunnel,
+				RekeyInterval:     rekeyInterval(),
 			},
 			Backoff: tunnel.Backoff{Min: 500 * time.Millisecond, Max: 10 * time.Second},
 			OnEvent: g.tunnelEvent,

@@ -135,7 +135,7 @@ func (g *Gateway) Flows() ([]api.Flow, error) {
 // Counters returns the userspace data path's counters by name.
 func (g *Gateway) Counters() map[string]uint64 {
 	c := &g.counters
-	return map[string]uint64{
+	out := map[string]uint64{
 		"lan_to_tunnel": c.lanToTunnel.Load(), "device_to_tunnel": c.tunToTunnel.Load(),
 		"tunnel_to_lan": c.tunnelToLAN.Load(), "no_metadata": c.noMeta.Load(), "not_ip": c.notIP.Load(),
 		"path_down": c.pathDown.Load(), "too_big": c.tooBig.Load(), "mss_clamped": c.mssClamped.Load(),
@@ -143,6 +143,10 @@ func (g *Gateway) Counters() map[string]uint64 {
 		"device_no_decision": c.tunNoDecision.Load(), "handshake_failures": c.handshakeFailures.Load(),
 		"flows_moved": c.flowsMoved.Load(), "flow_move_errors": c.moveErrors.Load(),
 	}
+	for name, v := range c.tunnel.Snapshot() { // record_*, rekey*, pion_*
+		out[name] = v
+	}
+	return out
 }
 
 type pathselStatus struct {

@@ -11,10 +11,10 @@ import (
 // directory.
 type testCA struct {
 	dir string
-	t   *testing.T
+	t   testing.TB
 }
 
-func newTestCA(t *testing.T) *testCA {
+func newTestCA(t testing.TB) *testCA {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "ca")
 	if err := pki.InitCA(dir); err != nil {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/netip"
 	"os/exec"
@@ -121,13 +122,15 @@ func TestInteropOpenSSLServer(t *testing.T) {
 	srv.out.waitFor(t, "ACCEPT")
 
 	onFrame, frames := frameCollector()
+	var ctr Counters
 	cfg := SessionConfig{
 		Identity: ca.identity("go", ca),
 		// SO_BINDTODEVICE and the socket made by NewSession itself.
-		Link:    Link{Name: "wan0", Addr: netip.AddrPortFrom(goWAN, 0), BindToDevice: true},
-		Remote:  netip.AddrPortFrom(peerWAN, 4433),
-		Site:    "ossl",
-		OnFrame: onFrame,
+		Link:     Link{Name: "wan0", Addr: netip.AddrPortFrom(goWAN, 0), BindToDevice: true},
+		Remote:   netip.AddrPortFrom(peerWAN, 4433),
+		Site:     "ossl",
+		OnFrame:  onFrame,
+		Counters: &ctr,
 	}
 	var s *Session
 	err := goNS.Do(func() error {
@@ -149,6 +152,7 @@ func TestInteropOpenSSLServer(t *testing.T) {
 	if f := nextFrame(t, frames); f.t != FrameProbeReply || f.payload != "pong-from-openssl" {
 		t.Errorf("received %v %q from openssl", f.t, f.payload)
 	}
+	fastPathToOpenSSL(t, s, srv, frames)
 
 	// close_notify, as OpenSSL understands it: with its input still open,
 	// s_server only ends the connection (and exits) on the peer's
@@ -163,6 +167,47 @@ func TestInteropOpenSSLServer(t *testing.T) {
 	if out := srv.out.String(); !strings.Contains(out, "DONE\nshutting down SSL\nCONNECTION CLOSED") || strings.Contains(out, "ERROR") {
 		t.Error("s_server did not end the connection on close_notify")
 	}
+	// That close_notify was the record layer's: pion's own was dropped.
+	if ctr.PionSuppressed.Load() == 0 {
+		t.Error("pion's close_notify was not suppressed")
+	}
+}
+
+// fastPathToOpenSSL checks that after the handshake this package's record
+// layer, not pion, talks to OpenSSL, both ways: a burst of frames sealed in
+// one Batch (sent with sendmmsg, as UDP GSO runs when the kernel has it)
+// all reach OpenSSL, and what OpenSSL sends opens with the session's keys.
+func fastPathToOpenSSL(t *testing.T, s *Session, o *openssl, frames <-chan received) {
+	t.Helper()
+	before := s.Stats()
+	batch := NewBatch()
+	const n = 40
+	for i := range n {
+		if err := batch.Add(s, FrameControl, []byte(fmt.Sprintf("burst-%02d|", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := batch.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	for i := range n {
+		o.out.waitFor(t, fmt.Sprintf("\x05burst-%02d|", i))
+	}
+	for i := range 3 {
+		o.write(t, []byte(fmt.Sprintf("\x05line-%d", i)))
+		if f := nextFrame(t, frames); f.t != FrameControl || f.payload != fmt.Sprintf("line-%d", i) {
+			t.Errorf("received %v %q from openssl", f.t, f.payload)
+		}
+	}
+	if _, real := s.ep.conn.(*udpConn); real {
+		if gso, _ := s.ep.conn.offload(); !gso {
+			t.Error("the burst went out without UDP GSO")
+		}
+	}
+	after := s.Stats()
+	if after.Sealed < before.Sealed+n || after.Opened < before.Opened+3 || after.Keys != 1 {
+		t.Errorf("record layer stats %+v after %+v: want %d more sealed, 3 more opened", after, before, n)
+	}
 }
 
 // TestInteropOpenSSLClient: `openssl s_client` dials this package's
@@ -172,6 +217,7 @@ func TestInteropOpenSSLClient(t *testing.T) {
 	ca := newTestCA(t)
 	events := newEventLog()
 	onFrame, frames := frameCollector()
+	var ctr Counters
 	var ln *Listener
 	err := goNS.Do(func() error {
 		var err error
@@ -180,6 +226,7 @@ func TestInteropOpenSSLClient(t *testing.T) {
 			Link:     Link{Name: "wan0", Addr: netip.AddrPortFrom(goWAN, 4500), BindToDevice: true},
 			OnFrame:  onFrame,
 			OnEvent:  events.add,
+			Counters: &ctr,
 		})
 		return err
 	})
@@ -217,6 +264,10 @@ func TestInteropOpenSSLClient(t *testing.T) {
 	cli.write(t, []byte("\x04pong-from-openssl"))
 	if f := nextFrame(t, frames); f.from != s || f.t != FrameProbeReply || f.payload != "pong-from-openssl" {
 		t.Errorf("received %v %q from openssl", f.t, f.payload)
+	}
+	fastPathToOpenSSL(t, s, cli, frames)
+	if n := ctr.Forged.Load() + ctr.Malformed.Load() + ctr.Replayed.Load(); n != 0 {
+		t.Errorf("%d records from openssl refused: %v", n, ctr.Snapshot())
 	}
 
 	// s_client sends close_notify when its input ends.

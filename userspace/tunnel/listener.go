@@ -5,12 +5,9 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"net"
 	"net/netip"
 	"sync"
 	"time"
-
-	"github.com/pion/dtls/v3"
 
 	"github.com/xwan-dev/xwan/userspace/pki"
 )
@@ -27,38 +24,45 @@ type ListenerConfig struct {
 
 	KeepaliveInterval time.Duration // as in SessionConfig
 	HandshakeTimeout  time.Duration // as in SessionConfig
-	OnFrame           FrameHandler
+	// RekeyRecords bounds the records of one key as in SessionConfig. The
+	// client side of each session starts the rekeys.
+	RekeyRecords uint64
+	OnFrame      FrameHandler // as in SessionConfig
+	OnFrames     BatchHandler // as in SessionConfig
+	Counters     *Counters    // as in SessionConfig
 	// OnEvent is called from the goroutine serving the peer the event is
 	// about; it must not block long.
 	OnEvent func(Event)
 }
 
+// maxPendingHandshakes bounds the handshakes a listener runs at once with
+// peers that have no session yet; more ClientHellos are dropped (and
+// counted) until some finish or time out.
+const maxPendingHandshakes = 64
+
 // Listener accepts sessions from many peers on one UDP socket.
 //
-// The demultiplexing by remote address is pion's: dtls.ListenWithOptions
-// runs one socket reader that hands each remote address its own
-// net.PacketConn, creates one only for a datagram that starts with a
-// handshake record, and takes socket options through WithListenConfig
-// (here: buffers and SO_BINDTODEVICE). pion/transport's udp.ListenConfig
-// does the same demultiplexing but cannot set socket options. The price of
-// pion's listener is one dtls.Config for all peers, so the expected site is
-// decided by site name (AllowSite), not by remote address.
-//
-// A peer that restarts and dials again from the same address and port is
-// only served once its previous session here has ended, by close_notify or
-// after SilentIntervals keepalive intervals: until then pion's demultiplexer
-// hands its new handshake to the old session, which ignores it.
+// The socket belongs to this package: one reader (see endpoint) reads it
+// in batches and demultiplexes by remote address. A ClientHello from an
+// address without a session starts a handshake (pion, as a server, with
+// its HelloVerifyRequest cookie exchange); once it completes, the session
+// is the peer's and its records are opened by the session's record layer.
+// A ClientHello from an address with a session is a rekey by that client,
+// or the client restarted: either way the new handshake, if it
+// authenticates the same site, gives the existing session new keys (no
+// Disconnect, no Connect); the keys replace the old ones when the client
+// first uses them.
 type Listener struct {
 	cfg ListenerConfig
-	ln  net.Listener
+	ep  *sock
+	set settings
 	// ctx bounds the handshakes in progress; cancel aborts them on Close.
 	ctx    context.Context
 	cancel context.CancelFunc
-	wg     sync.WaitGroup // the accept loop and one goroutine per peer
+	wg     sync.WaitGroup // one goroutine per handshake and session
 
-	mu       sync.Mutex
-	closed   bool
-	sessions map[netip.AddrPort]*Session
+	mu     sync.Mutex
+	closed bool
 }
 
 // Listen binds the link's socket and starts accepting.
@@ -74,39 +78,40 @@ func Listen(cfg ListenerConfig) (*Listener, error) {
 	if err != nil {
 		return nil, err
 	}
-	verify := func(peerCerts [][]byte) error {
-		site, err := pki.PeerSite(peerCerts, cfg.Identity.Roots)
-		if err != nil {
-			return err
-		}
-		if cfg.AllowSite != nil && !cfg.AllowSite(site) {
-			return &pki.AuthError{Err: pki.ErrWrongSite, Detail: fmt.Sprintf("site %q is not a peer of this gateway", site)}
-		}
-		return nil
+	var rekeyInterval time.Duration
+	rekeyInterval, cfg.RekeyRecords, err = checkRekey(0, cfg.RekeyRecords)
+	if err != nil {
+		return nil, err
 	}
-	opts := append(serverOptions(cfg.Identity, verify), dtls.WithListenConfig(listenConfig(cfg.Link)))
-	addr := netip.AddrPortFrom(cfg.Link.Addr.Addr().Unmap(), cfg.Link.Addr.Port())
-	ln, err := dtls.ListenWithOptions(network(addr.Addr()), net.UDPAddrFromAddrPort(addr), opts...)
+	pc, err := listenUDP(cfg.Link)
 	if err != nil {
 		return nil, fmt.Errorf("tunnel: listen on link %s: %w", cfg.Link.Name, err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	l := &Listener{cfg: cfg, ln: ln, ctx: ctx, cancel: cancel, sessions: make(map[netip.AddrPort]*Session)}
-	l.wg.Add(1)
-	go l.accept()
+	l := &Listener{
+		cfg: cfg, ctx: ctx, cancel: cancel,
+		ep: newSock(pc, cfg.Counters, cfg.OnFrame, cfg.OnFrames),
+		set: settings{
+			identity: cfg.Identity, keepalive: cfg.KeepaliveInterval, handshakeTimeout: cfg.HandshakeTimeout,
+			rekeyInterval: rekeyInterval, rekeyRecords: cfg.RekeyRecords,
+		},
+	}
+	l.ep.hello = l.hello
+	l.ep.start()
 	return l, nil
 }
 
 // Addr is the address the listener's socket is bound to.
 func (l *Listener) Addr() netip.AddrPort {
-	return addrPort(l.ln.Addr())
+	return l.ep.conn.localAddr()
 }
 
 // Session returns the established session with the peer at remote, or nil.
 func (l *Listener) Session(remote netip.AddrPort) *Session {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.sessions[remote]
+	if p := l.ep.lookup(remote); p != nil {
+		return p.sess.Load()
+	}
+	return nil
 }
 
 // Close stops accepting, aborts handshakes in progress, closes every
@@ -114,38 +119,77 @@ func (l *Listener) Session(remote netip.AddrPort) *Session {
 func (l *Listener) Close() error {
 	l.mu.Lock()
 	l.closed = true
-	sessions := make([]*Session, 0, len(l.sessions))
-	for _, s := range l.sessions {
-		sessions = append(sessions, s)
-	}
 	l.mu.Unlock()
-
 	l.cancel()
-	err := l.ln.Close()
-	for _, s := range sessions {
+	for _, s := range l.ep.sessions() {
 		s.Close()
 	}
+	err := l.ep.close()
+	<-l.ep.readerDone
 	l.wg.Wait()
 	return err
 }
 
-func (l *Listener) accept() {
-	defer l.wg.Done()
-	for {
-		c, err := l.ln.Accept()
-		if err != nil {
-			return // closed: Accept fails only once the socket reader stopped
-		}
-		l.wg.Add(1)
-		go l.serve(c.(*dtls.Conn))
+// hello starts a server handshake (reader goroutine): p is the peer at
+// remote, nil for a new address.
+func (l *Listener) hello(p *peer, remote netip.AddrPort, rec []byte) {
+	if l.ctx.Err() != nil {
+		return
 	}
+	fresh := p == nil
+	if fresh {
+		if l.ep.pending.Load() >= maxPendingHandshakes {
+			l.ep.counters.HandshakesRefused.Add(1)
+			return
+		}
+		if p = l.ep.addPeer(remote); p == nil {
+			return
+		}
+	}
+	hs := newHandshake(l.ep, remote)
+	if old := p.hs.Swap(hs); old != nil {
+		go old.end()
+	}
+	hs.deliver(rec)
+	l.ep.pending.Add(1)
+	l.wg.Add(1)
+	go l.serve(p, hs)
 }
 
-// serve runs one peer's handshake and, if it succeeds, its session.
-func (l *Listener) serve(conn *dtls.Conn) {
+// serve runs one handshake and, for a new peer, its session.
+func (l *Listener) serve(p *peer, hs *handshake) {
 	defer l.wg.Done()
-	info := PathInfo{Link: l.cfg.Link.Name, Remote: addrPort(conn.RemoteAddr())}
-	if err := handshake(l.ctx, conn, l.cfg.HandshakeTimeout); err != nil {
+	info := PathInfo{Link: l.cfg.Link.Name, Remote: p.remote}
+	existing := p.sess.Load()
+	verify := func(peerCerts [][]byte) error {
+		site, err := pki.PeerSite(peerCerts, l.cfg.Identity.Roots)
+		if err != nil {
+			return err
+		}
+		if l.cfg.AllowSite != nil && !l.cfg.AllowSite(site) {
+			return &pki.AuthError{Err: pki.ErrWrongSite, Detail: fmt.Sprintf("site %q is not a peer of this gateway", site)}
+		}
+		if existing != nil && site != existing.info.Site {
+			return &pki.AuthError{Err: pki.ErrWrongSite, Detail: fmt.Sprintf("site %q at the address of site %q's session", site, existing.info.Site)}
+		}
+		return nil
+	}
+	err := hs.run(l.ctx, RoleServer, l.cfg.Identity, verify, l.cfg.HandshakeTimeout)
+	var gen *keyGen
+	if err == nil {
+		gen, err = newKeyGen(hs, l.set.rekeyRecords)
+	}
+	l.ep.pending.Add(-1)
+	if err != nil {
+		p.hs.CompareAndSwap(hs, nil)
+		hs.end()
+		if p.sess.Load() == nil && p.hs.Load() == nil {
+			l.ep.removePeer(p)
+		}
+		if existing != nil {
+			l.ep.counters.RekeyFailures.Add(1)
+			return
+		}
 		if l.ctx.Err() != nil {
 			return
 		}
@@ -156,46 +200,38 @@ func (l *Listener) serve(conn *dtls.Conn) {
 		}
 		return
 	}
-	site, err := peerSite(conn)
+	if existing != nil && existing.installNext(gen) {
+		return
+	}
+	// A new peer, or one whose session ended while it handshook again
+	// (it restarted): a new session.
+	site, err := siteOf(hs.peerCertificates())
 	if err != nil { // verify accepted this very certificate: cannot happen
-		conn.Close()
+		hs.end()
+		l.ep.removePeer(p)
 		return
 	}
 	info.Site = site
-	s := start(conn, info, l.cfg.KeepaliveInterval, l.cfg.OnFrame)
-
 	l.mu.Lock()
-	if l.closed {
+	if l.closed || p.gone.Load() {
 		l.mu.Unlock()
-		s.Close()
+		hs.end()
 		return
 	}
-	l.sessions[info.Remote] = s
+	s := runSession(l.ep, p, info, RoleServer, l.set, gen, false)
 	l.mu.Unlock()
 
 	l.emit(Connect{Time: time.Now(), PathInfo: info})
 	<-s.Done()
-	l.mu.Lock()
-	if l.sessions[info.Remote] == s {
-		delete(l.sessions, info.Remote)
-	}
-	l.mu.Unlock()
 	l.emit(Disconnect{Time: time.Now(), PathInfo: info, Reason: s.Err()})
 }
 
-// addrPort is a UDP address as netip.AddrPort, IPv4 as 4 bytes.
-func addrPort(a net.Addr) netip.AddrPort {
-	ap := a.(*net.UDPAddr).AddrPort()
-	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
-}
-
-// peerSite names the site of an authenticated connection.
-func peerSite(conn *dtls.Conn) (string, error) {
-	state, ok := conn.ConnectionState()
-	if !ok || len(state.PeerCertificates) == 0 {
+// siteOf names the site of an authenticated peer's certificate chain.
+func siteOf(peerCerts [][]byte) (string, error) {
+	if len(peerCerts) == 0 {
 		return "", errors.New("tunnel: no peer certificate")
 	}
-	leaf, err := x509.ParseCertificate(state.PeerCertificates[0])
+	leaf, err := x509.ParseCertificate(peerCerts[0])
 	if err != nil {
 		return "", err
 	}

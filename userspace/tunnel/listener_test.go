@@ -170,13 +170,16 @@ func TestListener(t *testing.T) {
 }
 
 // TestListenerPeerRestart: a peer that crashes and dials again from the
-// same address and port gets a new session once the old one has gone
-// silent (see Listener).
+// same address and port is served at once. If the listener still has the
+// old session, the new handshake gives it new keys (the session goes on:
+// no events); if the old session has gone silent first, the new one is a
+// new session (Disconnect, Connect). Either way frames flow again.
 func TestListenerPeerRestart(t *testing.T) {
 	goNS, peerNS := wanPair(t)
 	ca := newTestCA(t)
 	const keepalive = 100 * time.Millisecond
 	events := newEventLog()
+	onFrame, atListener := frameCollector()
 	var ln *Listener
 	err := goNS.Do(func() error {
 		var err error
@@ -184,6 +187,7 @@ func TestListenerPeerRestart(t *testing.T) {
 			Identity:          ca.identity("a", ca),
 			Link:              Link{Name: "wan0", Addr: netip.AddrPortFrom(goWAN, 4500)},
 			KeepaliveInterval: keepalive,
+			OnFrame:           onFrame,
 			OnEvent:           events.add,
 		})
 		return err
@@ -195,7 +199,7 @@ func TestListenerPeerRestart(t *testing.T) {
 
 	local := netip.AddrPortFrom(peerWAN, 5001)
 	link := Link{Name: "wan0", Addr: local}
-	sockets := make(chan net.PacketConn, 2)
+	sockets := make(chan net.PacketConn, 3)
 	cfg := SessionConfig{
 		Identity:          ca.identity("b", ca),
 		Link:              link,
@@ -210,29 +214,54 @@ func TestListenerPeerRestart(t *testing.T) {
 			return pc, err
 		},
 	}
-	first, err := NewSession(context.Background(), cfg)
-	if err != nil {
-		t.Fatal(err)
+	restart := func(t *testing.T, waitSilence bool) {
+		for len(sockets) > 0 {
+			<-sockets
+		}
+		first, err := NewSession(context.Background(), cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer first.Close()
+		events.waitFor(t, "first connect", isEvent("connect", local))
+		(<-sockets).Close() // the peer crashes: nothing more from it, not even close_notify
+		if waitSilence {
+			waitDone(t, first)
+			events.waitFor(t, "disconnect", isEvent("disconnect", local))
+		}
+		second, err := NewSession(context.Background(), cfg)
+		if err != nil {
+			t.Fatalf("second handshake from the same address: %v", err)
+		}
+		defer second.Close()
+		if err := second.Send(FrameIPv4, []byte("after restart")); err != nil {
+			t.Fatal(err)
+		}
+		f := nextFrame(t, atListener)
+		for f.payload != "after restart" {
+			f = nextFrame(t, atListener)
+		}
+		if f.from != ln.Session(local) {
+			t.Error("the frame came from a session the listener does not list")
+		}
+		kinds := events.kinds(local)
+		if !slices.Equal(kinds, []string{"connect"}) && !slices.Equal(kinds, []string{"connect", "disconnect", "connect"}) {
+			t.Errorf("events %q", kinds)
+		}
+		if waitSilence {
+			d := events.waitFor(t, "disconnect", isEvent("disconnect", local)).(Disconnect)
+			if !errors.Is(d.Reason, ErrPeerSilent) {
+				t.Errorf("the old session ended with %v, want ErrPeerSilent", d.Reason)
+			}
+		}
+		if s := ln.Session(local); s == nil {
+			t.Error("listener lists no session for the restarted peer")
+		} else {
+			s.Close()
+			events.waitFor(t, "disconnect", func(e Event) bool { return kindOf(e) == "disconnect" && len(events.kinds(local)) >= 2 })
+		}
 	}
-	defer first.Close()
-	events.waitFor(t, "first connect", isEvent("connect", local))
-
-	(<-sockets).Close() // the peer crashes: nothing more from it, not even close_notify
-	waitDone(t, first)
-	second, err := NewSession(context.Background(), cfg)
-	if err != nil {
-		t.Fatalf("second handshake from the same address: %v", err)
-	}
-	defer second.Close()
-	events.waitKinds(t, local, "connect", "disconnect", "connect")
-	d := events.waitFor(t, "disconnect", isEvent("disconnect", local)).(Disconnect)
-	if !errors.Is(d.Reason, ErrPeerSilent) {
-		t.Errorf("the old session ended with %v, want ErrPeerSilent", d.Reason)
-	}
-	if ln.Session(local) == nil {
-		t.Error("listener lists no session for the restarted peer")
-	}
-	if err := second.Send(FrameIPv4, []byte("after restart")); err != nil {
-		t.Error(err)
-	}
+	t.Run("at once", func(t *testing.T) { restart(t, false) })
+	events.reset()
+	t.Run("after the old session went silent", func(t *testing.T) { restart(t, true) })
 }

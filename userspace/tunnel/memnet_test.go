@@ -19,7 +19,9 @@ type memNet struct {
 	mu      sync.Mutex
 	sockets map[netip.AddrPort]*memConn
 	drop    func(from, to netip.AddrPort) bool
-	log     []datagram
+	// dropData, if set, also sees the datagram's bytes.
+	dropData func(from, to netip.AddrPort, data []byte) bool
+	log      []datagram
 	// sentOne gets a token whenever a datagram is sent.
 	sentOne chan struct{}
 }
@@ -55,6 +57,18 @@ func (n *memNet) setDrop(drop func(from, to netip.AddrPort) bool) {
 	n.mu.Lock()
 	n.drop = drop
 	n.mu.Unlock()
+}
+
+// setDropData installs a filter that sees the datagrams' bytes.
+func (n *memNet) setDropData(drop func(from, to netip.AddrPort, data []byte) bool) {
+	n.mu.Lock()
+	n.dropData = drop
+	n.mu.Unlock()
+}
+
+// inject delivers a datagram as if from sent from, without a socket there.
+func (n *memNet) inject(from, to netip.AddrPort, data []byte) {
+	n.deliver(datagram{from: from, to: to, data: append([]byte(nil), data...)})
 }
 
 // sent returns a copy of the datagrams sent from one address to another.
@@ -103,6 +117,9 @@ func (n *memNet) deliver(d datagram) {
 	default:
 	}
 	if n.drop != nil && n.drop(d.from, d.to) {
+		return
+	}
+	if n.dropData != nil && n.dropData(d.from, d.to, d.data) {
 		return
 	}
 	dst := n.sockets[d.to]

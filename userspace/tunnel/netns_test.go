@@ -61,6 +61,12 @@ func (l *eventLog) add(e Event) {
 	}
 }
 
+func (l *eventLog) reset() {
+	l.mu.Lock()
+	l.events = nil
+	l.mu.Unlock()
+}
+
 func (l *eventLog) snapshot() []Event {
 	l.mu.Lock()
 	defer l.mu.Unlock()

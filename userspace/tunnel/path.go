@@ -76,6 +76,13 @@ func (p *Path) Send(t FrameType, payload []byte) error {
 	return s.Send(t, payload)
 }
 
+// Session returns the path's current session, nil while it is down.
+func (p *Path) Session() *Session {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.session
+}
+
 // Run keeps the path up until ctx is done, then closes the session (the
 // peer gets a close_notify) and returns.
 func (p *Path) Run(ctx context.Context) {

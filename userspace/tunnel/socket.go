@@ -46,18 +46,25 @@ func (l Link) check(needAddr bool) error {
 	return nil
 }
 
-// socketBuffer is the send and receive buffer size asked of the kernel
-// (capped by net.core.[rw]mem_max): a burst of full-size records must not
+// socketBuffer is the send and receive buffer size asked of the kernel: a
+// burst of full-size records (and, with GRO, of coalesced ones) must not
 // overflow the default of a few hundred kilobytes.
-const socketBuffer = 4 << 20
+const socketBuffer = 8 << 20
 
 // listenConfig is how every xwan tunnel socket is made for link.
 func listenConfig(link Link) net.ListenConfig {
 	return net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
 		var serr error
 		err := c.Control(func(fd uintptr) {
-			_ = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF, socketBuffer)
-			_ = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUF, socketBuffer)
+			// The FORCE variants (CAP_NET_ADMIN) go past
+			// net.core.[rw]mem_max; without the capability, the plain
+			// ones are capped there.
+			if unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, socketBuffer) != nil {
+				_ = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF, socketBuffer)
+			}
+			if unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, socketBuffer) != nil {
+				_ = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUF, socketBuffer)
+			}
 			if link.BindToDevice {
 				serr = unix.SetsockoptString(int(fd), unix.SOL_SOCKET, unix.SO_BINDTODEVICE, link.Name)
 				if serr != nil {
@@ -81,8 +88,9 @@ func network(addr netip.Addr) string {
 	return "udp6"
 }
 
-// listenUDP opens the UDP socket of one path on link. It is not connected:
-// pion writes with WriteTo.
+// listenUDP opens the UDP socket of one path (or listener) on link. It is
+// not connected: a listener's serves many peers, and every socket is
+// written with sendmmsg and explicit addresses.
 func listenUDP(link Link) (net.PacketConn, error) {
 	lc := listenConfig(link)
 	addr := netip.AddrPortFrom(link.Addr.Addr().Unmap(), link.Addr.Port())
