@@ -58,6 +58,7 @@ func run(path string) error {
 	if err != nil {
 		return err
 	}
+	gateway.StartPprof() // only with XWAND_PPROF set
 	g, err := gateway.New(cfg, gateway.Options{EventLog: os.Stdout})
 	if err != nil {
 		return err

@@ -343,7 +343,7 @@ func TestFullExample(t *testing.T) {
 				{Name: "wan1", Endpoint: ap("198.18.101.2:4754")}, {Name: "wan2", Endpoint: ap("[2001:db8:101::2]:4754")}}},
 			{Site: "site-c", Prefixes: []netip.Prefix{p("198.18.30.0/24")}},
 		},
-		Tunnel: config.Tunnel{Port: 4754, Keepalive: 10 * time.Second, MSSClamp: true, ProbeInterval: 300 * time.Millisecond},
+		Tunnel: config.Tunnel{Port: 4754, Keepalive: 10 * time.Second, MSSClamp: true, ProbeInterval: 300 * time.Millisecond, RekeyInterval: 10 * time.Minute},
 		Health: config.Health{LossPercent: 3, Jitter: 30 * time.Millisecond, Latency: 600 * time.Millisecond, EvaluateEvery: 10 * time.Second,
 			HoldDown: 10 * time.Second, DownAfter: 3, MovePerSecond: 20},
 		Rules: []policy.Rule{

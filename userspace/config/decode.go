@@ -859,7 +859,7 @@ func (d *decoder) peer(n *yaml.Node, path string) Peer {
 }
 
 func (d *decoder) tunnel(n *yaml.Node, t *Tunnel) {
-	f := d.fields(n, "tunnel", "port", "keepalive", "mss_clamp", "probe_interval")
+	f := d.fields(n, "tunnel", "port", "keepalive", "mss_clamp", "probe_interval", "rekey_interval")
 	if n := f["port"]; n != nil {
 		p, _ := d.integer(n, "tunnel.port", 1, 65535, "a UDP port 1-65535")
 		t.Port = uint16(p)
@@ -874,6 +874,10 @@ func (d *decoder) tunnel(n *yaml.Node, t *Tunnel) {
 	if n := f["probe_interval"]; n != nil {
 		t.ProbeInterval = d.duration(n, "tunnel.probe_interval", "between 10ms and 10s",
 			func(v time.Duration) bool { return v >= MinProbeInterval && v <= MaxProbeInterval })
+	}
+	if n := f["rekey_interval"]; n != nil {
+		t.RekeyInterval = d.duration(n, "tunnel.rekey_interval", "between 1s and 24h",
+			func(v time.Duration) bool { return v >= time.Second && v <= 24*time.Hour })
 	}
 }
 

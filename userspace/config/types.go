@@ -92,6 +92,7 @@ type Tunnel struct {
 	Keepalive     time.Duration // default 10s, must be < 25s
 	MSSClamp      bool          // clamp TCP MSS on SYNs into a tunnel (default true)
 	ProbeInterval time.Duration // default 300ms
+	RekeyInterval time.Duration // new keys by a new handshake this often (default 10m, 1s to 24h)
 }
 
 // Certificates are the mesh PKI files (see userspace/pki). Paths are

@@ -8,22 +8,6 @@ import (
 	"time"
 )
 
-// RekeyEnv names the environment variable that overrides how often the
-// dialing side of each tunnel rekeys (a Go duration, at least 1s; default
-// tunnel.DefaultRekeyInterval). It exists to exercise rekeys under load in
-// benchmarks and lab runs (docs/bench.md) until the configuration file has
-// a setting for it.
-const RekeyEnv = "XWAND_REKEY_INTERVAL"
-
-// rekeyInterval is the rekey interval for dialed tunnels (0: the default).
-func rekeyInterval() time.Duration {
-	d, err := time.ParseDuration(os.Getenv(RekeyEnv))
-	if err != nil || d < time.Second {
-		return 0
-	}
-	return d
-}
-
 // PprofEnv names the environment variable that, when set to a TCP address
 // (e.g. 127.0.0.1:6060), makes xwand serve Go's profiling endpoints
 // (/debug/pprof/...) there. It is read once, when the first gateway starts;
@@ -35,7 +19,9 @@ func rekeyInterval() time.Duration {
 // It is a debugging aid for benchmarks (docs/bench.md), off by default.
 const PprofEnv = "XWAND_PPROF"
 
-func startPprof() {
+// StartPprof serves the profiler when PprofEnv is set; xwand calls it at
+// start.
+func StartPprof() {
 	addr := os.Getenv(PprofEnv)
 	if addr == "" {
 		return
@@ -53,5 +39,3 @@ func startPprof() {
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
 }
-
-func init() { startPprof() }

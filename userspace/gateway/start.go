@@ -67,7 +67,7 @@ func (g *Gateway) Start() error {
 				OnFrame:           g.fromTunnel,
 				OnFrames:          g.fromTunnelBatch,
 				Counters:          &g.counters.tunnel,
-				RekeyInterval:     rekeyInterval(),
+				RekeyInterval:     g.cfg.Tunnel.RekeyInterval, // 0: tunnel's default
 			},
 			Backoff: tunnel.Backoff{Min: 500 * time.Millisecond, Max: 10 * time.Second},
 			OnEvent: g.tunnelEvent,
