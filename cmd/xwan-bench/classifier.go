@@ -19,7 +19,7 @@ import (
 
 const (
 	repeat = 2_000_000 // runs per timed call for the baseline and hits
-	rounds = 5         // timed calls; the median is reported
+	rounds = 7         // rounds over every case; medians are reported
 	misses = 20_000    // distinct flows per miss round
 )
 
@@ -28,10 +28,11 @@ func median(xs []float64) float64 {
 	return xs[len(xs)/2]
 }
 
-// repeated times prog on one frame, `repeat` runs per call, in the kernel.
-func repeated(prog *ebpf.Program, frame []byte) (float64, error) {
+// repeated times prog on one frame, `repeat` runs per call, in the kernel,
+// and returns the median of calls.
+func repeated(prog *ebpf.Program, frame []byte, calls int) (float64, error) {
 	var per []float64
-	for i := 0; i < rounds; i++ {
+	for i := 0; i < calls; i++ {
 		_, d, err := prog.Benchmark(frame, repeat, nil)
 		if err != nil {
 			return 0, err
@@ -71,40 +72,49 @@ func benchClassifier(w io.Writer) error {
 		return fmt.Errorf("loading the baseline: %w", err)
 	}
 	defer base.Close()
-	root := filepath.Join("/sys/fs/bpf", fmt.Sprintf("xwan-bench-%d", os.Getpid()))
-	d, err := loader.Open(loader.Options{PinRoot: root, FlowTableSize: 2 * misses})
-	if err != nil {
-		return err
+
+	// One data path per rule count, all loaded at once, so every round
+	// measures every case back to back: the ratios compare figures taken
+	// under the same conditions, not minutes apart.
+	sizes := []int{1, 64, 1024, 4096}
+	paths := make([]*loader.Datapath, len(sizes))
+	sc := benchState()
+	for i, n := range sizes {
+		root := filepath.Join("/sys/fs/bpf", fmt.Sprintf("xwan-bench-%d-%d", os.Getpid(), n))
+		d, err := loader.Open(loader.Options{PinRoot: root, FlowTableSize: 2 * misses})
+		if err != nil {
+			return err
+		}
+		defer loader.Cleanup(root)
+		defer d.Close()
+		if err := loadState(d, sc, policytest.BenchRuleSet(n)); err != nil {
+			return err
+		}
+		paths[i] = d
 	}
-	defer loader.Cleanup(root)
-	defer d.Close()
 
 	hitFrame := policytest.BenchFrame(policytest.BenchSportHi)
 	missFrames := make([][]byte, misses)
 	for i := range missFrames {
 		missFrames[i] = policytest.BenchFrame(uint16(policytest.BenchSportLo + i))
 	}
-	baseline, err := repeated(base, hitFrame)
-	if err != nil {
-		return err
-	}
-	// What a repeat-1 run adds over a repeated one (timer reads, syscall
-	// set-up inside the timed region), measured on the baseline program.
-	baseSingle, err := single(base, missFrames)
-	if err != nil {
-		return err
-	}
-	overhead := baseSingle - baseline
-	fmt.Fprintf(w, "classify baseline=xdp_pass ns_per_pkt=%.1f\n", baseline)
-
-	sc := benchState()
-	for _, n := range []int{1, 64, 1024, 4096} {
-		rs := policytest.BenchRuleSet(n)
-		if err := loadState(d, sc, rs); err != nil {
+	var baselines []float64
+	miss := make([][]float64, len(sizes))
+	hit := make([][]float64, len(sizes))
+	for round := 0; round < rounds; round++ {
+		baseline, err := repeated(base, hitFrame, 1)
+		if err != nil {
 			return err
 		}
-		var miss []float64
-		for i := 0; i < 3; i++ {
+		// What a repeat-1 run adds over a repeated one (timer reads and
+		// set-up inside the timed region), on the baseline program.
+		baseSingle, err := single(base, missFrames)
+		if err != nil {
+			return err
+		}
+		overhead := baseSingle - baseline
+		baselines = append(baselines, baseline)
+		for i, d := range paths {
 			if err := d.ClearFlows(); err != nil {
 				return err
 			}
@@ -114,27 +124,27 @@ func benchClassifier(w io.Writer) error {
 			}
 			// Every run must have missed and inserted its own flow.
 			if c, err := d.FlowCount(); err != nil || c != misses {
-				return fmt.Errorf("rules=%d: %d flows cached after %d distinct misses (%v)", n, c, misses, err)
+				return fmt.Errorf("rules=%d: %d flows cached after %d distinct misses (%v)", sizes[i], c, misses, err)
 			}
-			miss = append(miss, ns-overhead)
+			miss[i] = append(miss[i], ns-overhead)
+			if _, _, err := d.TestRun(hitFrame); err != nil {
+				return err
+			}
+			act, meta, err := d.TestRun(hitFrame)
+			if err != nil || meta == nil || meta.Flags&verdict.FlagFlowHit == 0 || int(meta.RuleID) != sizes[i]-1 {
+				return fmt.Errorf("rules=%d: hit frame not decided by the flow cache on rule %d: %v %+v %v", sizes[i], sizes[i]-1, act, meta, err)
+			}
+			h, err := repeated(d.Program(), hitFrame, 1)
+			if err != nil {
+				return err
+			}
+			hit[i] = append(hit[i], h)
 		}
-		act, meta, err := d.TestRun(hitFrame)
-		if err != nil {
-			return err
-		}
-		if _, _, err = d.TestRun(hitFrame); err != nil {
-			return err
-		}
-		act, meta, err = d.TestRun(hitFrame)
-		if err != nil || meta == nil || meta.Flags&verdict.FlagFlowHit == 0 || int(meta.RuleID) != n-1 {
-			return fmt.Errorf("rules=%d: hit frame not decided by the flow cache on rule %d: %v %+v %v", n, n-1, act, meta, err)
-		}
-		hit, err := repeated(d.Program(), hitFrame)
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(w, "classify rules=%d flow=miss ns_per_pkt=%.1f\n", n, median(miss))
-		fmt.Fprintf(w, "classify rules=%d flow=hit ns_per_pkt=%.1f\n", n, hit)
+	}
+	fmt.Fprintf(w, "classify baseline=xdp_pass ns_per_pkt=%.1f\n", median(baselines))
+	for i, n := range sizes {
+		fmt.Fprintf(w, "classify rules=%d flow=miss ns_per_pkt=%.1f\n", n, median(miss[i]))
+		fmt.Fprintf(w, "classify rules=%d flow=hit ns_per_pkt=%.1f\n", n, median(hit[i]))
 	}
 	return nil
 }
