@@ -32,21 +32,7 @@ import (
 var binDir string
 
 // TestMain builds xwand and xwanctl once: the tests run the real daemon.
-func TestMain(m *testing.M) {
-	if os.Geteuid() == 0 {
-		dir, err := testenv.BuildCommands("github.com/xwan-dev/xwan/cmd/xwand", "github.com/xwan-dev/xwan/cmd/xwanctl")
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			os.Exit(1)
-		}
-		binDir = dir
-	}
-	code := m.Run()
-	if binDir != "" {
-		os.RemoveAll(binDir)
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(testenv.MainWithDaemon(m, &binDir)) }
 
 // Addresses of the lab (see doc.go).
 const (

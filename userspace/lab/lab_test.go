@@ -27,21 +27,7 @@ import (
 var binDir string
 
 // TestMain builds xwand and xwanctl once for the lab tests.
-func TestMain(m *testing.M) {
-	if os.Geteuid() == 0 {
-		dir, err := testenv.BuildCommands("github.com/xwan-dev/xwan/cmd/xwand", "github.com/xwan-dev/xwan/cmd/xwanctl")
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			os.Exit(1)
-		}
-		binDir = dir
-	}
-	code := m.Run()
-	if binDir != "" {
-		os.RemoveAll(binDir)
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(testenv.MainWithDaemon(m, &binDir)) }
 
 func startLab(t *testing.T) *Lab { return startLabWith(t, Options{}, 4) }
 

@@ -44,6 +44,23 @@ func UniqueName(prefix string) string {
 	return prefix + hex.EncodeToString(b[:])
 }
 
+// MainWithDaemon is a TestMain for packages whose tests run the real
+// xwand and xwanctl: as root it builds them into a temporary directory,
+// stores its path in *dir, runs the tests and removes it; it returns the
+// exit code.
+func MainWithDaemon(m *testing.M, dir *string) int {
+	if os.Geteuid() == 0 {
+		d, err := BuildCommands("github.com/xwan-dev/xwan/cmd/xwand", "github.com/xwan-dev/xwan/cmd/xwanctl")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		*dir = d
+		defer os.RemoveAll(d)
+	}
+	return m.Run()
+}
+
 // BuildCommands builds main packages (import paths) into a new temporary
 // directory and returns it, for tests that run the real binaries; the
 // caller removes it.
