@@ -508,13 +508,7 @@ func (s *Server) EnableNeighbor(ctx context.Context, name string) error {
 	if err != nil {
 		return err
 	}
-	s.mu.Lock()
-	if n.restartTimer != nil {
-		n.restartTimer.Stop()
-		n.restartTimer = nil
-		n.restartAt = time.Time{}
-	}
-	s.mu.Unlock()
+	s.cancelRestart(n)
 	if err := s.bgp.EnablePeer(ctx, &api.EnablePeerRequest{Address: n.cfg.PeerAddress.String()}); err != nil {
 		return fmt.Errorf("bgp: enable %q: %w", name, err)
 	}
@@ -529,17 +523,22 @@ func (s *Server) DisableNeighbor(ctx context.Context, name, reason string) error
 	if err != nil {
 		return err
 	}
+	s.cancelRestart(n)
+	if err := s.bgp.DisablePeer(ctx, &api.DisablePeerRequest{Address: n.cfg.PeerAddress.String(), Communication: reason}); err != nil {
+		return fmt.Errorf("bgp: disable %q: %w", name, err)
+	}
+	return nil
+}
+
+// cancelRestart stops a pending automatic restart of a neighbour.
+func (s *Server) cancelRestart(n *neighbor) {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	if n.restartTimer != nil {
 		n.restartTimer.Stop()
 		n.restartTimer = nil
 		n.restartAt = time.Time{}
 	}
-	s.mu.Unlock()
-	if err := s.bgp.DisablePeer(ctx, &api.DisablePeerRequest{Address: n.cfg.PeerAddress.String(), Communication: reason}); err != nil {
-		return fmt.Errorf("bgp: disable %q: %w", name, err)
-	}
-	return nil
 }
 
 func (s *Server) neighborByName(name string) (*neighbor, error) {

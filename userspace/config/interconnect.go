@@ -375,21 +375,31 @@ func (d *decoder) bgpNeighbor(n *yaml.Node, path string) BGPNeighbor {
 }
 
 func (d *decoder) lanMonitoring(n *yaml.Node, lm *LANMonitoring) {
-	f := d.fields(n, "lan_monitoring", "targets")
-	if d.bad["lan_monitoring"] {
+	d.sectionList(n, "lan_monitoring", "targets", "target", func(it *yaml.Node, path string) {
+		lm.Targets = append(lm.Targets, d.monitorTarget(it, path))
+	})
+}
+
+// sectionList reads a section that is one required, non-empty list
+// (lan_monitoring.targets, notifications.channels), calling each for every
+// item with its field path.
+func (d *decoder) sectionList(n *yaml.Node, section, key, what string, each func(it *yaml.Node, path string)) {
+	f := d.fields(n, section, key)
+	if d.bad[section] {
 		return
 	}
-	d.require(f, "lan_monitoring", "targets")
-	n = f["targets"]
+	d.require(f, section, key)
+	n = f[key]
 	if n == nil {
 		return
 	}
-	items := d.list(n, "lan_monitoring.targets")
+	field := section + "." + key
+	items := d.list(n, field)
 	for i, it := range items {
-		lm.Targets = append(lm.Targets, d.monitorTarget(it, item("lan_monitoring.targets", i)))
+		each(it, item(field, i))
 	}
-	if len(items) == 0 && !d.bad["lan_monitoring.targets"] {
-		d.fail(n, "lan_monitoring.targets", "at least one target is required (or leave lan_monitoring out)")
+	if len(items) == 0 && !d.bad[field] {
+		d.fail(n, field, "at least one %s is required (or leave %s out)", what, section)
 	}
 }
 
@@ -436,22 +446,9 @@ func (d *decoder) monitorTarget(n *yaml.Node, path string) MonitorTarget {
 }
 
 func (d *decoder) notifications(n *yaml.Node, nt *Notifications) {
-	f := d.fields(n, "notifications", "channels")
-	if d.bad["notifications"] {
-		return
-	}
-	d.require(f, "notifications", "channels")
-	n = f["channels"]
-	if n == nil {
-		return
-	}
-	items := d.list(n, "notifications.channels")
-	for i, it := range items {
-		nt.Channels = append(nt.Channels, d.notifyChannel(it, item("notifications.channels", i)))
-	}
-	if len(items) == 0 && !d.bad["notifications.channels"] {
-		d.fail(n, "notifications.channels", "at least one channel is required (or leave notifications out)")
-	}
+	d.sectionList(n, "notifications", "channels", "channel", func(it *yaml.Node, path string) {
+		nt.Channels = append(nt.Channels, d.notifyChannel(it, path))
+	})
 }
 
 var frequencies = []Frequency{Immediate, Hourly, Daily, Weekly}
